@@ -1,0 +1,24 @@
+#ifndef OPENMM_CGML_CGSCHNETFORCEPROXY_H_
+#define OPENMM_CGML_CGSCHNETFORCEPROXY_H_
+
+#include "internal/windowsExportCGML.h"
+#include "openmm/serialization/SerializationProxy.h"
+
+namespace OpenMMCGML {
+
+/**
+ * Serializes a CGSchNetForce to XML.  Weights are stored as packed arrays (base64 of
+ * little-endian IEEE-754 doubles), integer lists as space-separated text.
+ *
+ * Version history: 1 = the first format.
+ */
+class OPENMM_EXPORT_CGML CGSchNetForceProxy : public OpenMM::SerializationProxy {
+public:
+    CGSchNetForceProxy();
+    void serialize(const void* object, OpenMM::SerializationNode& node) const;
+    void* deserialize(const OpenMM::SerializationNode& node) const;
+};
+
+} // namespace OpenMMCGML
+
+#endif

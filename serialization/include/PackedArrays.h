@@ -1,0 +1,21 @@
+#ifndef OPENMM_CGML_PACKEDARRAYS_H_
+#define OPENMM_CGML_PACKEDARRAYS_H_
+
+#include "internal/windowsExportCGML.h"
+#include <string>
+#include <vector>
+
+namespace OpenMMCGML {
+
+/** Encode doubles as base64 of their little-endian IEEE-754 bytes (exact and compact). */
+OPENMM_EXPORT_CGML std::string packDoubles(const std::vector<double>& values);
+/** Decode packDoubles() output; throws OpenMMException naming `what` if the text is not valid. */
+OPENMM_EXPORT_CGML std::vector<double> unpackDoubles(const std::string& text, const std::string& what);
+/** Encode integers as space-separated decimal text. */
+OPENMM_EXPORT_CGML std::string packInts(const std::vector<int>& values);
+/** Decode packInts() output; throws OpenMMException naming `what` if the text is not valid. */
+OPENMM_EXPORT_CGML std::vector<int> unpackInts(const std::string& text, const std::string& what);
+
+} // namespace OpenMMCGML
+
+#endif
