@@ -1,0 +1,56 @@
+#include "CGSchNetKernels.h"
+#include "ReferenceCGSchNetKernels.h"
+#include "internal/CGMLPluginUtilities.h"
+#include "openmm/KernelFactory.h"
+#include "openmm/OpenMMException.h"
+#include "openmm/Platform.h"
+#include "openmm/internal/ContextImpl.h"
+#include <string>
+
+using namespace OpenMM;
+using namespace OpenMMCGML;
+
+// Visibility of the entry points of libOpenMMCGMLCPU, which OpenMM's plugin loader looks up by name.
+#if defined(_MSC_VER)
+    #define OPENMM_CGML_CPU_ENTRY __declspec(dllexport)
+#else
+    #define OPENMM_CGML_CPU_ENTRY __attribute__((visibility("default")))
+#endif
+
+namespace OpenMMCGML {
+
+/**
+ * Creates the openmm-cgml kernels of the CPU platform.  The CPU platform derives from the Reference
+ * platform and its Contexts hold a ReferencePlatform::PlatformData, so the double precision
+ * Reference kernels run there unchanged until dedicated CPU kernels replace them.
+ */
+class CpuCGMLKernelFactory : public KernelFactory {
+public:
+    KernelImpl* createKernelImpl(std::string name, const Platform& platform, ContextImpl& context) const {
+        if (name == CalcCGSchNetForceKernel::Name())
+            return new ReferenceCalcCGSchNetForceKernel(name, platform);
+        throw OpenMMException("Tried to create kernel with illegal kernel name '"+name+"'");
+    }
+};
+
+} // namespace OpenMMCGML
+
+extern "C" OPENMM_CGML_CPU_ENTRY void registerPlatforms() {
+}
+
+extern "C" OPENMM_CGML_CPU_ENTRY void registerCGMLCpuKernelFactories() {
+    checkOpenMMVersion();
+    Platform* platform;
+    try {
+        platform = &Platform::getPlatformByName("CPU");
+    }
+    catch (const OpenMMException&) {
+        // The CPU platform is absent (for example, the processor is not supported).
+        return;
+    }
+    platform->registerKernelFactory(CalcCGSchNetForceKernel::Name(), new CpuCGMLKernelFactory());
+}
+
+extern "C" OPENMM_CGML_CPU_ENTRY void registerKernelFactories() {
+    registerCGMLCpuKernelFactories();
+}

@@ -1,0 +1,37 @@
+#include "ReferenceCGMLKernelFactory.h"
+#include "ReferenceCGSchNetKernels.h"
+#include "internal/CGMLPluginUtilities.h"
+#include "openmm/OpenMMException.h"
+#include "openmm/Platform.h"
+#include "openmm/internal/ContextImpl.h"
+
+using namespace OpenMM;
+using namespace OpenMMCGML;
+
+// The entry points that OpenMM's plugin loader looks up by name; they must stay visible even when
+// the library is built with hidden symbols.
+extern "C" OPENMM_EXPORT_CGML_REFERENCE void registerPlatforms() {
+}
+
+extern "C" OPENMM_EXPORT_CGML_REFERENCE void registerCGMLReferenceKernelFactories() {
+    checkOpenMMVersion();
+    Platform* platform;
+    try {
+        platform = &Platform::getPlatformByName("Reference");
+    }
+    catch (const OpenMMException&) {
+        return;
+    }
+    ReferenceCGMLKernelFactory* factory = new ReferenceCGMLKernelFactory();
+    platform->registerKernelFactory(CalcCGSchNetForceKernel::Name(), factory);
+}
+
+extern "C" OPENMM_EXPORT_CGML_REFERENCE void registerKernelFactories() {
+    registerCGMLReferenceKernelFactories();
+}
+
+KernelImpl* ReferenceCGMLKernelFactory::createKernelImpl(std::string name, const Platform& platform, ContextImpl& context) const {
+    if (name == CalcCGSchNetForceKernel::Name())
+        return new ReferenceCalcCGSchNetForceKernel(name, platform);
+    throw OpenMMException("Tried to create kernel with illegal kernel name '"+name+"'");
+}
