@@ -151,7 +151,13 @@ static PyObject* cgmlVectorToTuple(const std::vector<T>& values) {
         Raises TypeError if it is another kind of force.
         """
         typed = CGSchNetForce._cast(force)
-        # The typed view does not own the C++ object: keep its owner alive.
+        if force.thisown:
+            # A force that owns its C++ object (for example one just deserialized) hands the
+            # ownership to the typed view, so that the view can be added to a System; the two
+            # keep each other alive, so neither is left pointing at a deleted object.
+            force.thisown = False
+            typed.thisown = True
+            force._typedView = typed
         typed._castSource = force
         return typed
 
