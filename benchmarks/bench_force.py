@@ -1,0 +1,140 @@
+"""Energy+force evaluations per second: CGSchNetForce on each platform vs torch on the CPU.
+
+For each system size the same model is evaluated by
+
+* the plugin on every platform that has its kernels (Context.getState with energy and forces,
+  after a position update so nothing is cached), and
+* the PyTorch model's forward + backward (autograd forces) on the CPU, in float32 and float64,
+
+and one table with evaluations per second and the ratio to torch float32 is printed. All numbers
+of a table are measured in one run on one machine.
+
+Usage::
+
+    python benchmarks/bench_force.py                      # 10, 100 and 1000 beads, full-size model
+    python benchmarks/bench_force.py --sizes 10 --min-time 0.5 --platforms Reference CPU
+"""
+
+import argparse
+import os
+import platform as host_platform
+import time
+
+import numpy as np
+import openmm
+import torch
+
+import openmmcgml
+from openmmcgml.models import CGSchNet
+
+# (label, molecules, beads per molecule)
+SIZES = {10: (1, 10), 100: (1, 100), 1000: (100, 10)}
+
+
+def chain(n_beads, rng, bond=0.38):
+    """A random self-avoiding CA-like chain (nm)."""
+    points = [np.zeros(3)]
+    while len(points) < n_beads:
+        step = rng.normal(size=3)
+        candidate = points[-1] + bond * step / np.linalg.norm(step)
+        if all(np.linalg.norm(candidate - p) > 0.4 for p in points[:-1]):
+            points.append(candidate)
+    return np.array(points)
+
+
+def build(n_molecules, per_molecule, seed=0):
+    rng = np.random.default_rng(seed)
+    positions = np.concatenate([chain(per_molecule, rng) + [4.0 * m, 0, 0] for m in range(n_molecules)])
+    types = [i % 4 for i in range(per_molecule)] * n_molecules
+    molecules = [m for m in range(n_molecules) for _ in range(per_molecule)]
+    return positions, types, molecules
+
+
+def time_call(function, min_time, max_calls=10000):
+    """Calls per second of `function`, after one warm-up call."""
+    function()
+    calls, start = 0, time.perf_counter()
+    while True:
+        function()
+        calls += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= min_time or calls >= max_calls:
+            return calls / elapsed
+
+
+def bench_plugin(model, positions, types, molecules, platform_name, properties, min_time):
+    system = openmm.System()
+    for _ in range(len(positions)):
+        system.addParticle(100.0)
+    system.addForce(model.to_force(types, molecules))
+    context = openmm.Context(system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName(platform_name), properties)
+    shifted = [positions, positions + 1e-4]
+    counter = [0]
+
+    def evaluate():
+        counter[0] += 1
+        context.setPositions(shifted[counter[0] % 2])
+        context.getState(getEnergy=True, getForces=True)
+
+    return time_call(evaluate, min_time)
+
+
+def bench_torch(model, positions, types, molecules, dtype, min_time):
+    model = model.to(dtype)
+    from openmmcgml.models import CGTopology
+
+    topology = CGTopology(types, molecules)
+    x = torch.tensor(positions, dtype=dtype)
+
+    def evaluate():
+        model.energy_and_forces(x, topology)
+
+    return time_call(evaluate, min_time)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="*", default=sorted(SIZES), choices=sorted(SIZES))
+    parser.add_argument("--platforms", nargs="*", default=None, help="default: every platform with the plugin's kernels")
+    parser.add_argument("--min-time", type=float, default=2.0, help="seconds of timing per entry")
+    parser.add_argument("--features", type=int, default=128)
+    parser.add_argument("--rbf", type=int, default=50)
+    parser.add_argument("--blocks", type=int, default=6)
+    parser.add_argument("--cutoff", type=float, default=1.2)
+    args = parser.parse_args(argv)
+
+    torch.manual_seed(0)
+    model = CGSchNet(n_types=4, n_features=args.features, n_filters=args.features, n_rbf=args.rbf,
+                     n_interactions=args.blocks, cutoff=args.cutoff)
+    status = openmmcgml.plugin_status()
+    platforms = args.platforms or [name for name, ok in status["platforms"].items() if ok]
+    cases = []
+    for name in platforms:
+        if name in ("OpenCL", "CUDA", "HIP"):
+            cases += [(name, {"Precision": "single"}), (name, {"Precision": "mixed"})]
+        else:
+            cases.append((name, {}))
+
+    print(f"# CGSchNet: {args.blocks} blocks, {args.features} features/filters, {args.rbf} RBFs, cutoff {args.cutoff} nm")
+    print(f"# host: {host_platform.processor() or host_platform.machine()}, {os.cpu_count()} cores; "
+          f"torch {torch.__version__} with {torch.get_num_threads()} threads; OpenMM {status['openmm_version']}")
+    header = f"{'beads':>6} {'implementation':<24} {'evals/s':>12} {'vs torch f32':>13}"
+    print(header)
+    print("-" * len(header))
+    for size in args.sizes:
+        n_molecules, per_molecule = SIZES[size]
+        positions, types, molecules = build(n_molecules, per_molecule)
+        rows = [("torch CPU float32", bench_torch(model, positions, types, molecules, torch.float32, args.min_time)),
+                ("torch CPU float64", bench_torch(model, positions, types, molecules, torch.float64, args.min_time))]
+        model = model.float()
+        for name, properties in cases:
+            label = name + (f" {properties['Precision']}" if properties else "")
+            rows.append((f"plugin {label}", bench_plugin(model, positions, types, molecules, name, properties, args.min_time)))
+        baseline = rows[0][1]
+        layout = f"{n_molecules}x{per_molecule}" if n_molecules > 1 else str(size)
+        for label, rate in rows:
+            print(f"{layout:>6} {label:<24} {rate:>12.1f} {rate / baseline:>12.2f}x", flush=True)
+
+
+if __name__ == "__main__":
+    main()
