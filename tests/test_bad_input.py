@@ -178,15 +178,14 @@ def test_coincident_beads_raise_on_reference():
 
 @pytest.mark.skipif(not platform_available("OpenCL"), reason="no OpenCL platform (no OpenCL runtime on this machine)")
 def test_coincident_beads_do_not_crash_opencl():
-    """On a GPU platform the undefined force is NaN (OpenMM's integrators report it); the
-    process must survive and the next valid evaluation must be right again."""
+    """On a GPU platform the undefined force of two interacting beads at one point makes the
+    energy NaN (OpenMM's fixed-point force buffer cannot hold a NaN, so the energy is where it
+    shows); the process survives and the next valid evaluation is right again."""
     model = make_model(seed=40)
     force = model.to_force([0, 1, 2])
     context = make_context(make_system(3, force), "OpenCL", {"Precision": "single"})
     context.setPositions([[0, 0, 0], [0.3, 0, 0], [0.3, 0, 0]])
-    state = context.getState(getForces=True, getEnergy=True)
-    forces = state.getForces(asNumpy=True)._value
-    assert not np.all(np.isfinite(forces[1:]))
+    assert math.isnan(context.getState(getForces=True, getEnergy=True).getPotentialEnergy()._value)
     good = random_positions(3, 1.0, seed=41)
     context.setPositions(good)
     reference = context_for(model.to_force([0, 1, 2]), 3)

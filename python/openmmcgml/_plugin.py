@@ -2,6 +2,7 @@
 
 import glob
 import os
+import re
 
 import openmm
 import openmm.version
@@ -27,9 +28,20 @@ def plugin_directories():
     return folders
 
 
-def _already_loaded():
+def _openmm_load_failures():
+    """OpenMM's own plugin load failures, by library path."""
+    failures = {}
+    for message in openmm.Platform.getPluginLoadFailures():
+        match = re.match(r"Error loading library (\S+?): ", message)
+        failures[match.group(1) if match else message] = message
+    return failures
+
+
+def _already_tried():
     names = {os.path.basename(name) for name in getattr(openmm, "pluginLoadedLibNames", [])}
     names.update(os.path.basename(path) for path in _loaded_here)
+    # A library OpenMM failed to load (say the CUDA plugin without an NVIDIA driver) would fail again.
+    names.update(os.path.basename(path) for path in _openmm_load_failures())
     return names
 
 
@@ -45,7 +57,7 @@ def load_plugins():
     list of str
         The libraries loaded by this call.
     """
-    loaded = _already_loaded()
+    loaded = _already_tried()
     newly_loaded = []
     for folder in plugin_directories():
         for path in sorted(glob.glob(os.path.join(folder, _PLATFORM_LIBRARY_GLOB))):
@@ -90,10 +102,7 @@ def plugin_status():
         for name in list(getattr(openmm, "pluginLoadedLibNames", [])) + _loaded_here
         if os.path.basename(name).startswith("libOpenMMCGML")
     )
-    failures = {}
-    for message in openmm.Platform.getPluginLoadFailures():
-        if "OpenMMCGML" in message:
-            failures[message.split(":")[0]] = message
+    failures = {path: message for path, message in _openmm_load_failures().items() if "OpenMMCGML" in path}
     failures.update(_load_failures)
     return {
         "openmm_version": openmm.version.short_version,

@@ -1,0 +1,41 @@
+#include "CudaCGMLKernelFactory.h"
+#include "CommonCGSchNetKernels.h"
+#include "internal/CGMLPluginUtilities.h"
+#include "openmm/OpenMMException.h"
+#include "openmm/Platform.h"
+#include "openmm/internal/ContextImpl.h"
+#include "openmm/internal/windowsExport.h"
+#include "openmm/cuda/CudaContext.h"
+#include "openmm/cuda/CudaPlatform.h"
+
+using namespace OpenMM;
+using namespace OpenMMCGML;
+
+// The entry points that OpenMM's plugin loader looks up by name.
+
+extern "C" OPENMM_EXPORT void registerPlatforms() {
+}
+
+extern "C" OPENMM_EXPORT void registerCGMLCUDAKernelFactories() {
+    checkOpenMMVersion();
+    Platform* platform;
+    try {
+        platform = &Platform::getPlatformByName("CUDA");
+    }
+    catch (const OpenMMException&) {
+        // OpenMM's CUDA platform is not available here.
+        return;
+    }
+    platform->registerKernelFactory(CalcCGSchNetForceKernel::Name(), new CudaCGMLKernelFactory());
+}
+
+extern "C" OPENMM_EXPORT void registerKernelFactories() {
+    registerCGMLCUDAKernelFactories();
+}
+
+KernelImpl* CudaCGMLKernelFactory::createKernelImpl(std::string name, const Platform& platform, ContextImpl& context) const {
+    CudaContext& cc = *static_cast<CudaPlatform::PlatformData*>(context.getPlatformData())->contexts[0];
+    if (name == CalcCGSchNetForceKernel::Name())
+        return new CommonCalcCGSchNetForceKernel(name, platform, cc);
+    throw OpenMMException("Tried to create kernel with illegal kernel name '"+name+"'");
+}

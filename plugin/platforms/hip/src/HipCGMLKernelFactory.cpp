@@ -1,0 +1,41 @@
+#include "HipCGMLKernelFactory.h"
+#include "CommonCGSchNetKernels.h"
+#include "internal/CGMLPluginUtilities.h"
+#include "openmm/OpenMMException.h"
+#include "openmm/Platform.h"
+#include "openmm/internal/ContextImpl.h"
+#include "openmm/internal/windowsExport.h"
+#include "openmm/hip/HipContext.h"
+#include "openmm/hip/HipPlatform.h"
+
+using namespace OpenMM;
+using namespace OpenMMCGML;
+
+// The entry points that OpenMM's plugin loader looks up by name.
+
+extern "C" OPENMM_EXPORT void registerPlatforms() {
+}
+
+extern "C" OPENMM_EXPORT void registerCGMLHIPKernelFactories() {
+    checkOpenMMVersion();
+    Platform* platform;
+    try {
+        platform = &Platform::getPlatformByName("HIP");
+    }
+    catch (const OpenMMException&) {
+        // OpenMM's HIP platform is not available here.
+        return;
+    }
+    platform->registerKernelFactory(CalcCGSchNetForceKernel::Name(), new HipCGMLKernelFactory());
+}
+
+extern "C" OPENMM_EXPORT void registerKernelFactories() {
+    registerCGMLHIPKernelFactories();
+}
+
+KernelImpl* HipCGMLKernelFactory::createKernelImpl(std::string name, const Platform& platform, ContextImpl& context) const {
+    HipContext& cc = *static_cast<HipPlatform::PlatformData*>(context.getPlatformData())->contexts[0];
+    if (name == CalcCGSchNetForceKernel::Name())
+        return new CommonCalcCGSchNetForceKernel(name, platform, cc);
+    throw OpenMMException("Tried to create kernel with illegal kernel name '"+name+"'");
+}

@@ -1,0 +1,18 @@
+#ifndef OPENMM_CGML_HIPCGMLKERNELFACTORY_H_
+#define OPENMM_CGML_HIPCGMLKERNELFACTORY_H_
+
+#include "openmm/KernelFactory.h"
+
+namespace OpenMMCGML {
+
+/**
+ * Creates the openmm-cgml kernels of the HIP platform.
+ */
+class HipCGMLKernelFactory : public OpenMM::KernelFactory {
+public:
+    OpenMM::KernelImpl* createKernelImpl(std::string name, const OpenMM::Platform& platform, OpenMM::ContextImpl& context) const;
+};
+
+} // namespace OpenMMCGML
+
+#endif /*OPENMM_CGML_HIPCGMLKERNELFACTORY_H_*/

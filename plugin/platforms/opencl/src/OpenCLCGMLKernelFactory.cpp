@@ -1,0 +1,41 @@
+#include "OpenCLCGMLKernelFactory.h"
+#include "CommonCGSchNetKernels.h"
+#include "internal/CGMLPluginUtilities.h"
+#include "openmm/OpenMMException.h"
+#include "openmm/Platform.h"
+#include "openmm/internal/ContextImpl.h"
+#include "openmm/internal/windowsExport.h"
+#include "openmm/opencl/OpenCLContext.h"
+#include "openmm/opencl/OpenCLPlatform.h"
+
+using namespace OpenMM;
+using namespace OpenMMCGML;
+
+// The entry points that OpenMM's plugin loader looks up by name.
+
+extern "C" OPENMM_EXPORT void registerPlatforms() {
+}
+
+extern "C" OPENMM_EXPORT void registerCGMLOpenCLKernelFactories() {
+    checkOpenMMVersion();
+    Platform* platform;
+    try {
+        platform = &Platform::getPlatformByName("OpenCL");
+    }
+    catch (const OpenMMException&) {
+        // OpenMM's OpenCL platform is not available here.
+        return;
+    }
+    platform->registerKernelFactory(CalcCGSchNetForceKernel::Name(), new OpenCLCGMLKernelFactory());
+}
+
+extern "C" OPENMM_EXPORT void registerKernelFactories() {
+    registerCGMLOpenCLKernelFactories();
+}
+
+KernelImpl* OpenCLCGMLKernelFactory::createKernelImpl(std::string name, const Platform& platform, ContextImpl& context) const {
+    OpenCLContext& cc = *static_cast<OpenCLPlatform::PlatformData*>(context.getPlatformData())->contexts[0];
+    if (name == CalcCGSchNetForceKernel::Name())
+        return new CommonCalcCGSchNetForceKernel(name, platform, cc);
+    throw OpenMMException("Tried to create kernel with illegal kernel name '"+name+"'");
+}
