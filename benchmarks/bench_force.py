@@ -25,26 +25,15 @@ import openmm
 import torch
 
 import openmmcgml
+from openmmcgml.demo import chain_positions
 from openmmcgml.models import CGSchNet
 
 # (label, molecules, beads per molecule)
 SIZES = {10: (1, 10), 100: (1, 100), 1000: (100, 10)}
 
 
-def chain(n_beads, rng, bond=0.38):
-    """A random self-avoiding CA-like chain (nm)."""
-    points = [np.zeros(3)]
-    while len(points) < n_beads:
-        step = rng.normal(size=3)
-        candidate = points[-1] + bond * step / np.linalg.norm(step)
-        if all(np.linalg.norm(candidate - p) > 0.4 for p in points[:-1]):
-            points.append(candidate)
-    return np.array(points)
-
-
 def build(n_molecules, per_molecule, seed=0):
-    rng = np.random.default_rng(seed)
-    positions = np.concatenate([chain(per_molecule, rng) + [4.0 * m, 0, 0] for m in range(n_molecules)])
+    positions = chain_positions(per_molecule, n_molecules, seed=seed)
     types = [i % 4 for i in range(per_molecule)] * n_molecules
     molecules = [m for m in range(n_molecules) for _ in range(per_molecule)]
     return positions, types, molecules
