@@ -1,0 +1,1 @@
+"""Subcommands of ``cgml``: one module each, with ``register(subparsers)``."""
