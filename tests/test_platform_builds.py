@@ -2,6 +2,7 @@
 
 import os
 import subprocess
+import sys
 
 import openmm
 import openmm.version
@@ -46,3 +47,20 @@ def test_cuda_plugin_is_built_and_linked():
         assert f" T {entry}" in symbols
     needed = subprocess.run(["readelf", "-d", library], capture_output=True, text=True, check=True).stdout
     assert "libOpenMMCUDA.so" in needed and "libOpenMMCGML.so" in needed
+
+
+def test_import_loads_plugins_that_openmm_did_not(tmp_path):
+    """With OPENMM_PLUGIN_DIR pointing elsewhere, `import openmm` loads none of our libraries;
+    `import openmmcgml` must load them itself (once) so the kernels are there."""
+    script = (
+        "import openmm, openmmcgml\n"
+        "assert not any('CGML' in n for n in openmm.pluginLoadedLibNames)\n"
+        "status = openmmcgml.plugin_status()\n"
+        "assert status['platforms']['Reference'], status\n"
+        "assert openmmcgml.load_plugins() == []\n"
+        "print(len(status['libraries']))\n"
+    )
+    env = dict(os.environ, OPENMM_PLUGIN_DIR=str(tmp_path))
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout.strip()) >= 1
