@@ -1,0 +1,70 @@
+"""``cgml oracle``: all-atom OpenMM runs that save coordinates and forces (resumable)."""
+
+_EPILOG = """\
+examples:
+  cgml oracle examples/configs/oracle-alanine.yaml
+  cgml oracle examples/configs/oracle-chignolin.yaml --set n_steps=5000 --set output=cln.h5
+  cgml oracle --set system=alanine-dipeptide --set output=aa.h5 --set n_steps=1000
+  cgml oracle --resume-from aa.h5.chk --set platform=CPU
+
+Running the same command again continues from the checkpoint (also on another machine: copy
+the output files and the checkpoint).  Settings: see openmmcgml.data.OracleConfig.
+"""
+
+
+def register(subparsers):
+    import argparse
+
+    parser = subparsers.add_parser(
+        "oracle",
+        help="run all-atom OpenMM MD of a peptide, saving coordinates and forces to HDF5 (resumable)",
+        description="Build or read a peptide, add hydrogens, minimise and run Langevin dynamics in implicit solvent, "
+        "saving positions, forces and energies every save_every steps (and, with cg_output, the mapped CG frames). "
+        "An interrupted run continues from its checkpoint when the command is repeated.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("config", nargs="?", help="YAML file of settings (optional when --set gives them)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a setting (value read as YAML); repeatable")
+    parser.add_argument("--resume-from", metavar="CHECKPOINT", help="continue the run of a checkpoint file with its stored settings")
+    parser.add_argument("--no-resume", action="store_true", help="fail instead of continuing when a checkpoint exists")
+    parser.add_argument("--overwrite", action="store_true", help="replace output files that exist without a checkpoint")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--print-config", action="store_true", help="print the complete settings and exit")
+    parser.set_defaults(func=run)
+
+
+def run(args):
+    """Run the command; bad settings or files end with a one-line error and exit status 2."""
+    import sys
+
+    try:
+        return _run(args)
+    except (ValueError, FileNotFoundError, FileExistsError) as error:
+        print(f"cgml oracle: error: {error}", file=sys.stderr)
+        return 2
+
+
+def _run(args):
+    import json
+    import logging
+
+    from ..data.config import apply_overrides, load_config
+    from ..data.oracle import OracleConfig, resume_oracle, run_oracle
+
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
+    progress = not args.quiet
+    if args.resume_from:
+        if args.config:
+            raise SystemExit("cgml oracle: give either a config or --resume-from, not both")
+        changes = apply_overrides({}, args.overrides)
+        result = resume_oracle(args.resume_from, progress=progress, **changes)
+    else:
+        config = OracleConfig.from_dict(load_config(args.config, args.overrides))
+        if args.print_config:
+            print(json.dumps(config.resolved().to_dict(), indent=2))
+            return 0
+        result = run_oracle(config, resume=not args.no_resume, overwrite=args.overwrite, progress=progress)
+    print(result.summary())
+    return 0

@@ -1,0 +1,170 @@
+"""``cgml train``: force matching of a CGSchNet on a CG-mapped dataset, written as a CGModel file."""
+
+#: Architecture defaults (``CGSchNet`` arguments); ``n_types`` None: from the dataset's bead types.
+MODEL_DEFAULTS = {
+    "n_types": None,
+    "n_features": 64,
+    "n_filters": 64,
+    "n_rbf": 32,
+    "n_interactions": 2,
+    "cutoff": 1.0,
+    "activation": "ssp",
+    "rbf": "gaussian",
+    "rbf_lower_cutoff": 0.0,
+    "output_hidden": [64],
+    "trainable_rbf": False,
+}
+
+#: ``ForceMatching`` settings.
+TRAINING_DEFAULTS = {
+    "lr": 1e-3,
+    "batch_size": 32,
+    "max_epochs": 100,
+    "patience": 10,
+    "min_delta": 0.0,
+    "lr_schedule": "plateau",
+    "lr_factor": 0.5,
+    "lr_patience": 3,
+    "min_lr": 1e-6,
+    "weight_decay": 0.0,
+    "max_grad_norm": None,
+    "validation_fraction": 0.2,
+    "validation_trajectories": None,
+    "dtype": "float32",
+    "device": "cpu",
+    "seed": 0,
+    "num_threads": None,
+    "eval_batch_size": 256,
+}
+
+#: Every setting of a train config, with its default (examples/configs/train-alanine.yaml).
+DEFAULTS = {
+    "data": None,              # CG HDF5 dataset (docs/data-format.md)
+    "priors": None,            # PriorSet JSON from `cgml fit-priors`; None: those of init_model
+    "output": "model.pt",      # the trained CGModel
+    "checkpoint_dir": None,    # checkpoint.pt, loss.csv, loss.png; None: <output without .pt>-training
+    "resume": True,            # continue from checkpoint_dir's checkpoint if there is one
+    "init_model": None,        # start from the network of a saved CGModel (same bead set required)
+    "stride": 1,               # use every stride-th frame
+    "exclusions": "bonds",     # pairs the network leaves out: "bonds" (the priors' bonds), "none", or a list
+    "masses": None,            # amu, one number or a list; None: the dataset's masses
+    "model": MODEL_DEFAULTS,
+    "training": TRAINING_DEFAULTS,
+    "progress": True,
+}
+
+
+def register(subparsers):
+    from .._config import add_config_arguments
+
+    parser = subparsers.add_parser(
+        "train",
+        help="train a CGSchNet by force matching on a CG dataset and write a CGModel file",
+        description="Subtract the prior forces from the mapped forces of a coarse-grained HDF5 dataset, fit a "
+        "CGSchNet to the rest (MSE), splitting training and validation frames by trajectory, with checkpoints "
+        "every epoch (rerunning the command resumes), and write the trained model with its priors, beads and "
+        "mapping to one file.",
+    )
+    add_config_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def _section(config: dict, name: str, defaults: dict) -> dict:
+    given = config.get(name) or {}
+    if not isinstance(given, dict):
+        raise ValueError(f"'{name}' must be a mapping of settings")
+    unknown = sorted(set(given) - set(defaults))
+    if unknown:
+        raise ValueError(f"unknown {name} setting(s) {', '.join(unknown)}; known: {', '.join(sorted(defaults))}")
+    return {**defaults, **given}
+
+
+def run_config(config: dict, print_fn=print):
+    """Train as a config dict (the keys of :data:`DEFAULTS`) describes; returns the saved CGModel."""
+    import os
+    import warnings
+
+    import torch
+
+    from ..cgmodel import CGModel
+    from ..models import CGSchNet
+    from ..priors import PriorSet
+    from ..training import ForceMatching, read_cg_dataset
+
+    model_settings = _section(config, "model", MODEL_DEFAULTS)
+    settings = _section(config, "training", TRAINING_DEFAULTS)
+    if not config.get("data"):
+        raise ValueError("the config needs 'data': the path of a coarse-grained HDF5 dataset")
+    data = read_cg_dataset(config["data"], stride=config["stride"])
+    n_beads = data["n_beads"]
+
+    initial = None
+    if config["init_model"]:
+        initial = CGModel.load(config["init_model"])
+        initial.check_beads(bead_names=data["bead_names"], bead_types=data["bead_types"], n_beads=n_beads,
+                            source=f"dataset {config['data']}")
+    if config["priors"]:
+        priors = PriorSet.load(config["priors"])
+    elif initial is not None:
+        priors = initial.priors
+    else:
+        raise ValueError("the config needs 'priors' (a JSON file from `cgml fit-priors`) or 'init_model'")
+    if priors.n_beads != n_beads:
+        raise ValueError(f"the priors {config['priors']} are for {priors.n_beads} beads but the dataset "
+                         f"{config['data']} has {n_beads}: they describe different bead sets")
+
+    bead_types = data["bead_types"]
+    if bead_types is None:
+        names = data["bead_names"] or [str(i) for i in range(n_beads)]
+        distinct = sorted(set(names), key=names.index)
+        bead_types = [distinct.index(name) for name in names]
+        warnings.warn(f"the dataset has no bead types: one type per distinct bead name ({len(distinct)} types)")
+    bead_types = [int(t) for t in bead_types]
+
+    if initial is not None:
+        model = initial.model
+    else:
+        n_types = model_settings["n_types"]
+        if n_types is None:
+            n_types = len(data["type_names"]) if data.get("type_names") else max(bead_types) + 1
+        arguments = dict(model_settings, n_types=int(n_types), output_hidden=tuple(model_settings["output_hidden"]))
+        torch.manual_seed(int(settings["seed"]))
+        model = CGSchNet(**arguments)
+
+    exclusions = config["exclusions"]
+    if exclusions in (None, "none"):
+        exclusions = None
+    elif exclusions != "bonds":
+        exclusions = [tuple(pair) for pair in exclusions]
+
+    output = config["output"]
+    checkpoint_dir = config["checkpoint_dir"]
+    if checkpoint_dir is None:
+        checkpoint_dir = (output[:-3] if output.endswith(".pt") else output) + "-training"
+    trainer = ForceMatching(model, priors, bead_types, exclusions, checkpoint_dir=checkpoint_dir,
+                            resume=bool(config["resume"]), progress=bool(config["progress"]), **settings)
+    print_fn(f"force matching on {data['n_frames']} frames of {n_beads} beads from {config['data']}; "
+             f"checkpoints in {checkpoint_dir}")
+    trainer.fit(data["coordinates"], data["forces"], data["trajectory"])
+
+    masses = config["masses"] if config["masses"] is not None else data.get("masses")
+    if masses is None:
+        warnings.warn("neither the config nor the dataset gives bead masses: 100 amu each")
+    temperature = data["temperature"] or priors.temperature or 300.0
+    metadata = {"dataset": os.path.abspath(config["data"]), "system": data.get("system"),
+                "sequence": data["attrs"].get("sequence"), "stride": config["stride"],
+                "model": {k: (list(v) if isinstance(v, tuple) else v) for k, v in model.config.items()}}
+    cg = trainer.to_cgmodel(bead_names=data["bead_names"], masses=masses, temperature=temperature,
+                            mapping=data["mapping"] or {}, metadata=metadata)
+    cg.save(output)
+    print_fn(f"best validation force MSE {trainer.best_val_loss_:.4g} (kJ/mol/nm)^2 at epoch {trainer.best_epoch_} "
+             f"of {len(trainer.history_)}; model -> {output}; loss curve -> "
+             f"{os.path.join(checkpoint_dir, 'loss.png')}")
+    return cg
+
+
+def run(args):
+    from .._config import load_config
+
+    run_config(load_config(args.config, args.overrides, DEFAULTS))
+    return 0

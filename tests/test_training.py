@@ -1,0 +1,389 @@
+"""Force matching: recovery of a known CG potential, splitting, checkpoints and resume, bad input."""
+
+import csv
+import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import openmm
+import pytest
+import torch
+from openmm import unit
+
+from openmmcgml.cgmodel import CGModel
+from openmmcgml.models import CGSchNet
+from openmmcgml.priors import (BOLTZMANN, HarmonicAngles, HarmonicBonds, PriorSet, Repulsion, angle_list,
+                               chain_bonds, repulsion_pairs)
+from openmmcgml.training import ForceMatching, check_force_data, plot_loss_curve, read_cg_dataset, split_by_trajectory
+
+T = 300.0
+N_BEADS = 5
+BEAD_TYPES = [0, 1, 2, 1, 0]
+ARCHITECTURE = dict(n_types=3, n_features=16, n_filters=16, n_rbf=12, n_interactions=1, cutoff=1.0,
+                    output_hidden=(16,))
+
+
+def chain_priors():
+    """Bonds, angles and a repulsion of a 5-bead chain (fixed, not fitted)."""
+    kT = BOLTZMANN * T
+    bonds = chain_bonds(N_BEADS)
+    angles = angle_list(N_BEADS, bonds)
+    pairs = repulsion_pairs(N_BEADS, bonds)
+    return PriorSet(N_BEADS, bonds, [
+        HarmonicBonds(bonds, k=[3000.0] * len(bonds), r0=[0.38] * len(bonds)),
+        HarmonicAngles(angles, k=[30.0] * len(angles), theta0=[1.9] * len(angles)),
+        Repulsion(pairs, epsilon=[kT] * len(pairs), sigma=[0.45] * len(pairs)),
+    ], temperature=T)
+
+
+def true_model(seed=1, output_scale=500.0):
+    """A random CGSchNet whose forces are comparable to the priors' (RMS ~ 70 kJ/mol/nm on the data)."""
+    torch.manual_seed(seed)
+    model = CGSchNet(**ARCHITECTURE).double()
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "rbf" not in name:
+                parameter.normal_(0.0, 1.0 / math.sqrt(parameter.shape[-1]))
+        model.output[-1].weight.mul_(output_scale)
+    return model
+
+
+def simulate(cg_model, n_replicas, n_frames, interval=20, seed=7):
+    """Langevin frames of n_replicas independent copies in one Reference Context.
+
+    Returns coordinates (n_replicas * n_frames, n_beads, 3), run-major, and the run index of each frame.
+    """
+    from openmmcgml.demo import chain_positions
+
+    system = cg_model.create_system(n_replicas)
+    integrator = openmm.LangevinMiddleIntegrator(T * unit.kelvin, 1.0 / unit.picosecond, 0.01 * unit.picoseconds)
+    integrator.setRandomNumberSeed(seed)
+    context = openmm.Context(system, integrator, openmm.Platform.getPlatformByName("Reference"))
+    context.setPositions(chain_positions(N_BEADS, n_replicas, seed=3))
+    integrator.step(2000)
+    frames = []
+    for _ in range(n_frames):
+        integrator.step(interval)
+        frames.append(context.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(unit.nanometer))
+    frames = np.array(frames).reshape(n_frames, n_replicas, N_BEADS, 3).transpose(1, 0, 2, 3)
+    return frames.reshape(-1, N_BEADS, 3), np.repeat(np.arange(n_replicas), n_frames)
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    """Frames of a known potential (priors + random CGSchNet, through the plugin) with exact forces."""
+    priors = chain_priors()
+    cg = CGModel(true_model(), priors, BEAD_TYPES, masses=[110.0] * N_BEADS, temperature=T)
+    coordinates, runs = simulate(cg, n_replicas=4, n_frames=500)
+    _, exact = cg.energy_and_forces(coordinates)
+    return {"priors": priors, "cg": cg, "coordinates": coordinates, "runs": runs, "exact": exact.numpy()}
+
+
+def n_parameters(model):
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def test_synthetic_recovery(synthetic):
+    """Force matching on noisy forces of a known potential recovers it.
+
+    Data: 4 independent runs x 500 frames of a 5-bead chain under priors + a random CGSchNet
+    (simulated with the plugin force on the Reference platform), forces exact + N(0, sigma^2)
+    noise per component.  One run is the validation set (M = 500 x 15 = 7,500 components), three
+    train (N = 22,500 components); the student has the same architecture with fresh weights.
+
+    Tolerances.  For least squares with P parameters and N observations the expected excess
+    (noise-free) mean square error of the fit is about sigma^2 P / N (linearising the network
+    about its optimum); here P = 1,617 and P / N = 0.072, so the noise-free RMS error must be
+    below sqrt(P / N) sigma = 0.27 sigma.  The validation MSE is then sigma^2 + excess; a mean of
+    M squared Gaussians has relative standard deviation sqrt(2 / M) = 1.6 %, so it must lie in
+    sigma^2 [1 - 4 sqrt(2 / M), 1 + P / N + 4 sqrt(2 / M)].  Measured: validation MSE 0.996
+    sigma^2, noise-free RMS error 0.067 sigma (1.8 % of the RMS force of the learned term).
+    """
+    sigma = 20.0
+    x, runs, exact = synthetic["coordinates"], synthetic["runs"], synthetic["exact"]
+    noisy = exact + np.random.default_rng(0).normal(scale=sigma, size=exact.shape)
+    torch.manual_seed(2)
+    student = CGSchNet(**ARCHITECTURE)
+    start = time.perf_counter()
+    fm = ForceMatching(student, synthetic["priors"], BEAD_TYPES, lr=3e-3, batch_size=32, max_epochs=25, patience=8,
+                       lr_patience=2, validation_trajectories=[3], progress=False, num_threads=1)
+    fm.fit(x, noisy, runs)
+    elapsed = time.perf_counter() - start
+    validation = runs == 3
+    m = validation.sum() * N_BEADS * 3
+    n = (~validation).sum() * N_BEADS * 3
+    p = n_parameters(student)
+    ratio = fm.best_val_loss_ / sigma**2
+    assert 1 - 4 * math.sqrt(2 / m) < ratio < 1 + p / n + 4 * math.sqrt(2 / m), ratio
+    error = fm.predict(x[validation]) - exact[validation]
+    rms_error = float(np.sqrt(np.mean(error**2)))
+    assert rms_error < math.sqrt(p / n) * sigma, (rms_error, math.sqrt(p / n) * sigma)
+    _, net = synthetic["cg"].model.energy_and_forces(torch.as_tensor(x[validation]), BEAD_TYPES,
+                                                     exclusions=synthetic["cg"].exclusions)
+    assert float(np.sqrt(np.mean(net.numpy() ** 2))) > 3 * sigma  # the learned term is far from negligible
+    assert fm.validation_trajectories_ == [3]
+    assert fm.history_[0]["val_loss"] > 1.2 * sigma**2 and fm.best_epoch_ > 5  # it did learn something
+    print(f"recovery: val MSE = {ratio:.4f} sigma^2, noise-free RMS error = {rms_error / sigma:.3f} sigma, "
+          f"P/N = {p / n:.3f}, {len(fm.history_)} epochs in {elapsed:.1f} s")
+
+
+def test_float64_and_noise_free_score(synthetic):
+    """float64 training runs, and without noise the loss goes well below the initial one."""
+    x, runs, exact = synthetic["coordinates"][::4], synthetic["runs"][::4], synthetic["exact"][::4]
+    torch.manual_seed(3)
+    fm = ForceMatching(CGSchNet(**ARCHITECTURE), synthetic["priors"], BEAD_TYPES, lr=3e-3, max_epochs=3,
+                       dtype="float64", progress=False, num_threads=1)
+    fm.fit(x, exact, runs)
+    assert next(fm.model.parameters()).dtype == torch.float64
+    assert fm.score(x, exact) < np.mean((exact - synthetic["priors"].energy_and_forces(x)[1].numpy()) ** 2)
+    assert len(fm.validation_trajectories_) == 1
+
+
+def test_split_by_trajectory():
+    t = np.repeat([5, 6, 7, 8, 9], 3)
+    train, val, held = split_by_trajectory(t, 0.4, seed=0)
+    assert len(held) == 2 and set(t[val]) == set(held) and not set(t[train]) & set(held)
+    assert np.array_equal(np.sort(np.concatenate([train, val])), np.arange(len(t)))
+    assert split_by_trajectory(t, 0.4, seed=0)[2] == held  # reproducible
+    train, val, held = split_by_trajectory(t, validation_trajectories=[9])
+    assert held == [9] and list(val) == [12, 13, 14]
+    with pytest.raises(ValueError, match="not in the data"):
+        split_by_trajectory(t, validation_trajectories=[1])
+    with pytest.raises(ValueError, match="none is left"):
+        split_by_trajectory(t, validation_trajectories=[5, 6, 7, 8, 9])
+    with pytest.warns(UserWarning, match="single trajectory"):
+        train, val, held = split_by_trajectory(np.zeros(10, dtype=int), 0.2)
+    assert list(val) == [8, 9] and held == []
+
+
+def test_bad_input(tmp_path):
+    priors = chain_priors()
+    model = CGSchNet(**ARCHITECTURE)
+    fm = ForceMatching(model, priors, BEAD_TYPES, max_epochs=1, progress=False)
+    x = np.zeros((10, 5, 3))
+    with pytest.raises(ValueError, match=r"forces have shape \(10, 4, 3\) but coordinates have shape \(10, 5, 3\)"):
+        fm.fit(x, np.zeros((10, 4, 3)))
+    with pytest.raises(ValueError, match="trajectory_ids has shape"):
+        fm.fit(x, x, np.zeros(9, dtype=int))
+    with pytest.raises(ValueError, match="frame 3 contain NaN"):
+        bad = x.copy()
+        bad[3, 1, 0] = np.nan
+        fm.fit(bad, x)
+    with pytest.raises(ValueError, match="the data have 4 beads but the priors have 5"):
+        fm.fit(np.zeros((10, 4, 3)), np.zeros((10, 4, 3)))
+    with pytest.raises(ValueError, match="bead_types lists 4 beads"):
+        ForceMatching(model, priors, [0, 1, 2, 1])
+    with pytest.raises(ValueError, match="out of range"):
+        ForceMatching(model, priors, [0, 1, 3, 1, 0])
+    with pytest.raises(ValueError, match="lr_schedule"):
+        ForceMatching(model, priors, BEAD_TYPES, lr_schedule="step")
+    with pytest.raises(ValueError, match="dtype"):
+        ForceMatching(model, priors, BEAD_TYPES, dtype="float16")
+    # an HDF5 dataset whose forces and coordinates disagree in shape
+    import h5py
+
+    path = tmp_path / "bad.h5"
+    with h5py.File(path, "w") as handle:
+        handle.attrs["format"] = "openmm-cgml-trajectory"
+        handle.attrs["resolution"] = "coarse-grained"
+        handle["coordinates"] = np.zeros((4, 5, 3), dtype=np.float32)
+        handle["forces"] = np.zeros((4, 6, 3), dtype=np.float32)
+        handle["trajectory"] = np.zeros(4, dtype=np.int32)
+    with pytest.raises(ValueError, match=r"forces have shape \(4, 6, 3\) but coordinates have shape \(4, 5, 3\)"):
+        fm.fit(str(path))
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        read_cg_dataset(tmp_path / "missing.h5")
+    (tmp_path / "junk.h5").write_bytes(b"not hdf5")
+    with pytest.raises(ValueError, match="not a readable HDF5"):
+        read_cg_dataset(tmp_path / "junk.h5")
+    with h5py.File(tmp_path / "aa.h5", "w") as handle:
+        handle.attrs["resolution"] = "all-atom"
+    with pytest.raises(ValueError, match="needs a coarse-grained"):
+        read_cg_dataset(tmp_path / "aa.h5")
+    with pytest.raises(ValueError, match="must agree"):
+        check_force_data(x, x[:, :, :2])
+
+
+def write_dataset(path, coordinates, forces, runs, bead_names=("C", "N", "CA", "C", "N"), bead_types=BEAD_TYPES):
+    import json
+
+    import h5py
+
+    with h5py.File(path, "w") as handle:
+        handle.attrs.update({"format": "openmm-cgml-trajectory", "format_version": 1, "resolution": "coarse-grained",
+                             "system": "toy", "temperature": T, "bead_names": json.dumps(list(bead_names)),
+                             "bead_types": json.dumps(list(bead_types)), "mapping": json.dumps({"kind": "toy"})})
+        handle["coordinates"] = coordinates.astype(np.float32)
+        handle["forces"] = forces.astype(np.float32)
+        handle["trajectory"] = runs.astype(np.int32)
+        handle["step"] = np.arange(len(runs), dtype=np.int64)
+        handle["masses"] = np.array([12.0, 14.0, 12.0, 12.0, 14.0])
+    return path
+
+
+RESUME_SCRIPT = textwrap.dedent("""
+    import sys, numpy as np, torch
+    from openmmcgml.models import CGSchNet
+    from openmmcgml.priors import PriorSet
+    from openmmcgml.training import ForceMatching
+    data = np.load(sys.argv[1])
+    torch.manual_seed(5)
+    model = CGSchNet(n_types=3, n_features=16, n_filters=16, n_rbf=12, n_interactions=1, cutoff=1.0,
+                     output_hidden=(16,))
+    priors = PriorSet.load(sys.argv[2])
+    ForceMatching(model, priors, [0, 1, 2, 1, 0], lr=3e-3, max_epochs=int(sys.argv[4]), patience=None, batch_size=16,
+                  checkpoint_dir=sys.argv[3], progress=False, num_threads=1).fit(data["x"], data["f"], data["t"])
+""")
+
+
+def test_kill_and_resume_loses_no_epoch(synthetic, tmp_path):
+    """A training killed by SIGKILL resumes from its last checkpoint and ends as an uninterrupted one."""
+    x, runs = synthetic["coordinates"][::10], synthetic["runs"][::10]
+    f = synthetic["exact"][::10] + np.random.default_rng(1).normal(scale=10.0, size=x.shape)
+    np.savez(tmp_path / "data.npz", x=x, f=f, t=runs)
+    synthetic["priors"].save(tmp_path / "priors.json")
+    folder = tmp_path / "run"
+    script = tmp_path / "train.py"
+    script.write_text(RESUME_SCRIPT)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    process = subprocess.Popen([sys.executable, str(script), str(tmp_path / "data.npz"), str(tmp_path / "priors.json"),
+                                str(folder), "1000"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    loss_csv = folder / "loss.csv"
+    deadline = time.time() + 120
+    killed_after = 0
+    try:
+        while time.time() < deadline and process.poll() is None:
+            if loss_csv.exists():
+                with open(loss_csv) as handle:
+                    killed_after = len(list(csv.DictReader(handle)))
+                if killed_after >= 3:
+                    process.send_signal(signal.SIGKILL)
+                    break
+            time.sleep(0.05)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        output = process.communicate()[0].decode()
+    assert killed_after >= 3, output
+    state = torch.load(folder / "checkpoint.pt", weights_only=True)
+    saved = len(state["history"])
+    assert saved >= 3
+    total = saved + 3
+
+    def trainer(checkpoint_dir):
+        torch.manual_seed(5)
+        model = CGSchNet(**ARCHITECTURE)
+        return ForceMatching(model, synthetic["priors"], BEAD_TYPES, lr=3e-3, max_epochs=total, patience=None,
+                             batch_size=16, checkpoint_dir=checkpoint_dir, progress=False, num_threads=1)
+
+    epochs_seen = []
+    resumed = trainer(folder)
+    resumed.progress = lambda record: epochs_seen.append(record["epoch"])
+    resumed.fit(x, f, runs)
+    assert epochs_seen == list(range(saved + 1, total + 1))  # only the missing epochs ran
+    assert [r["epoch"] for r in resumed.history_] == list(range(1, total + 1))
+
+    straight = trainer(tmp_path / "straight").fit(x, f, runs)
+    for a, b in zip(resumed.history_, straight.history_):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-6)
+        assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-6)
+    for (name, a), b in zip(resumed.model.state_dict().items(), straight.model.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7, msg=name)
+
+    with open(folder / "loss.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["epoch"]) for r in rows] == list(range(1, total + 1))
+    assert (folder / "loss.png").stat().st_size > 1000
+
+    # a finished run called again does nothing more; other data or settings are refused
+    again = trainer(folder).fit(x, f, runs)
+    assert len(again.history_) == total
+    with pytest.raises(ValueError, match="different data"):
+        trainer(folder).fit(x[:-1], f[:-1], runs[:-1])
+    changed = trainer(folder)
+    changed.lr = 1e-2
+    with pytest.raises(ValueError, match=r"different settings \(lr\)"):
+        changed.fit(x, f, runs)
+    fresh = trainer(folder)
+    fresh.resume, fresh.max_epochs = False, 1
+    assert len(fresh.fit(x, f, runs).history_) == 1
+
+
+def test_fit_from_hdf5_with_progress_and_schedules(synthetic, tmp_path, capsys):
+    x, runs = synthetic["coordinates"][::10], synthetic["runs"][::10]
+    path = write_dataset(tmp_path / "cg.h5", x, synthetic["exact"][::10], runs)
+    data = read_cg_dataset(path)
+    assert data["bead_names"] == ["C", "N", "CA", "C", "N"] and data["masses"] == [12.0, 14.0, 12.0, 12.0, 14.0]
+    assert data["coordinates"].dtype == np.float32 and data["trajectory"].dtype == np.int64
+    assert read_cg_dataset(path, stride=2)["n_frames"] == len(x[::2])
+    for schedule in ("exponential", "cosine", "constant"):
+        fm = ForceMatching(CGSchNet(**ARCHITECTURE), synthetic["priors"], BEAD_TYPES, max_epochs=2,
+                           lr_schedule=schedule, lr_factor=0.5, progress=True, num_threads=1)
+        fm.fit(str(path))
+        lrs = [r["lr"] for r in fm.history_]
+        assert len(lrs) == 2
+        if schedule == "exponential":
+            assert lrs[1] == pytest.approx(0.5 * lrs[0])
+        elif schedule == "cosine":
+            assert lrs[1] < lrs[0]
+        else:
+            assert lrs[1] == lrs[0]
+    assert "force matching" in capsys.readouterr().err  # the tqdm bar
+    with pytest.raises(ValueError, match="bead types"):
+        ForceMatching(CGSchNet(**ARCHITECTURE), synthetic["priors"], [0, 0, 0, 0, 0], max_epochs=1,
+                      progress=False).fit(str(path))
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    ax = plot_loss_curve(fm.history_, noise_level=1.0)
+    assert ax.get_yscale() == "log"
+
+
+def test_cli_train_with_example_configs(synthetic, tmp_path, capsys):
+    """fit-priors then train with the example configs at tiny settings; the model runs in OpenMM."""
+    from openmmcgml.cgmodel import BeadSetMismatchError
+    from openmmcgml.cli import main
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    configs = os.path.join(root, "examples", "configs")
+    x, runs = synthetic["coordinates"][::10], synthetic["runs"][::10]
+    data = write_dataset(tmp_path / "cg.h5", x, synthetic["exact"][::10], runs)
+    priors_path, model_path = tmp_path / "priors.json", tmp_path / "models" / "toy.pt"
+    assert main(["fit-priors", os.path.join(configs, "fit-priors-alanine.yaml"), "--set", f"data={data}",
+                 "--set", f"output={priors_path}", "--set", "plot=null"]) == 0
+    tiny = ["--set", f"data={data}", "--set", f"priors={priors_path}", "--set", f"output={model_path}",
+            "--set", f"checkpoint_dir={tmp_path / 'training'}", "--set", "progress=false",
+            "--set", "model.n_features=8", "--set", "model.n_filters=8", "--set", "model.n_rbf=6",
+            "--set", "model.n_interactions=1", "--set", "model.output_hidden=[8]",
+            "--set", "training.max_epochs=2", "--set", "training.batch_size=16", "--set", "training.num_threads=1"]
+    assert main(["train", os.path.join(configs, "train-alanine.yaml")] + tiny) == 0
+    out = capsys.readouterr().out
+    assert "best validation force MSE" in out
+    cg = CGModel.load(model_path)
+    assert cg.bead_names == ["C", "N", "CA", "C", "N"] and cg.masses == [12.0, 14.0, 12.0, 12.0, 14.0]
+    assert cg.bead_types == BEAD_TYPES and cg.model.n_types == 3 and cg.mapping == {"kind": "toy"}
+    assert cg.metadata["force_matching"]["epochs"] == 2
+    assert (tmp_path / "training" / "loss.csv").exists() and (tmp_path / "training" / "loss.png").exists()
+    # the model as OpenMM forces equals its torch evaluation (float32 weights copied to double)
+    cg.model.double()
+    energy, forces = cg.energy_and_forces(x[:2])
+    context = openmm.Context(cg.create_system(2), openmm.VerletIntegrator(0.001),
+                             openmm.Platform.getPlatformByName("Reference"))
+    context.setPositions(x[:2].reshape(-1, 3))
+    state = context.getState(getEnergy=True, getForces=True)
+    energy_openmm = state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole)
+    assert energy_openmm == pytest.approx(float(energy.sum()), rel=1e-8)
+    # rerunning resumes (nothing left to do); continuing from a model of another bead set is refused
+    assert main(["train", os.path.join(configs, "train-alanine.yaml")] + tiny) == 0
+    other = write_dataset(tmp_path / "other.h5", x, x, runs, bead_names=["C", "N", "CB", "C", "N"])
+    with pytest.raises(BeadSetMismatchError, match="bead 2 has name 'CA' in the model but 'CB'"):
+        main(["train", os.path.join(configs, "train-alanine.yaml")] + tiny
+             + ["--set", f"init_model={model_path}", "--set", f"data={other}", "--set", "priors=null"])
+    with pytest.raises(ValueError, match="unknown training setting"):
+        main(["train", os.path.join(configs, "train-alanine.yaml")] + tiny + ["--set", "training.epochs=3"])
