@@ -3,16 +3,19 @@
 For each system size the same model is evaluated by
 
 * the plugin on every platform that has its kernels (Context.getState with energy and forces,
-  after a position update so nothing is cached), and
+  after a position update so nothing is cached), with exact filters and, on the platforms whose
+  kernels read the filter table, with tabulated filters (``setFilterTabulationPoints``), and
 * the PyTorch model's forward + backward (autograd forces) on the CPU, in float32 and float64,
 
-and one table with evaluations per second and the ratio to torch float32 is printed. All numbers
-of a table are measured in one run on one machine.
+and one table with evaluations per second and the ratios to torch float32 and to the plugin's
+Reference platform (exact filters) is printed. All numbers of a table are measured in one run on
+one machine.
 
 Usage::
 
     python benchmarks/bench_force.py                      # 10, 100 and 1000 beads, full-size model
     python benchmarks/bench_force.py --sizes 10 --min-time 0.5 --platforms Reference CPU
+    python benchmarks/bench_force.py --tabulation-points 0   # exact filters only
 """
 
 import argparse
@@ -25,7 +28,10 @@ import openmm
 import torch
 
 import openmmcgml
-from openmmcgml.demo import chain_positions
+try:
+    from openmmcgml.platforms import chain_positions
+except ImportError:  # the module's earlier name
+    from openmmcgml.demo import chain_positions
 from openmmcgml.models import CGSchNet
 
 # (label, molecules, beads per molecule)
@@ -51,11 +57,11 @@ def time_call(function, min_time, max_calls=10000):
             return calls / elapsed
 
 
-def bench_plugin(model, positions, types, molecules, platform_name, properties, min_time):
+def bench_plugin(model, positions, types, molecules, platform_name, properties, min_time, tabulation_points=0):
     system = openmm.System()
     for _ in range(len(positions)):
         system.addParticle(100.0)
-    system.addForce(model.to_force(types, molecules))
+    system.addForce(model.to_force(types, molecules, filter_tabulation_points=tabulation_points))
     context = openmm.Context(system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName(platform_name), properties)
     shifted = [positions, positions + 1e-4]
     counter = [0]
@@ -90,6 +96,11 @@ def main(argv=None):
     parser.add_argument("--rbf", type=int, default=50)
     parser.add_argument("--blocks", type=int, default=6)
     parser.add_argument("--cutoff", type=float, default=1.2)
+    parser.add_argument("--tabulation-points", type=int, default=1000,
+                        help="grid points of the tabulated-filter rows (0: exact filters only)")
+    parser.add_argument("--tabulated-platforms", nargs="*", default=["Reference", "CPU"],
+                        help="platforms whose kernels read the filter table, benchmarked with it too")
+    parser.add_argument("--threads", type=int, default=None, help="Threads property of the CPU platform (default: all cores)")
     args = parser.parse_args(argv)
 
     torch.manual_seed(0)
@@ -100,14 +111,26 @@ def main(argv=None):
     cases = []
     for name in platforms:
         if name in ("OpenCL", "CUDA", "HIP"):
-            cases += [(name, {"Precision": "single"}), (name, {"Precision": "mixed"})]
+            variants = [{"Precision": "single"}, {"Precision": "mixed"}]
+        elif name == "CPU" and args.threads:
+            variants = [{"Threads": str(args.threads)}]
         else:
-            cases.append((name, {}))
+            variants = [{}]
+        for properties in variants:
+            cases.append((name, properties, 0))
+            if args.tabulation_points > 0 and name in args.tabulated_platforms:
+                cases.append((name, properties, args.tabulation_points))
 
     print(f"# CGSchNet: {args.blocks} blocks, {args.features} features/filters, {args.rbf} RBFs, cutoff {args.cutoff} nm")
     print(f"# host: {host_platform.processor() or host_platform.machine()}, {os.cpu_count()} cores; "
           f"torch {torch.__version__} with {torch.get_num_threads()} threads; OpenMM {status['openmm_version']}")
-    header = f"{'beads':>6} {'implementation':<24} {'evals/s':>12} {'vs torch f32':>13}"
+    if args.tabulation_points > 0:
+        error = model.double().filter_tabulation_error(args.tabulation_points)
+        model = model.float()
+        print(f"# tabulated rows: {args.tabulation_points} points; largest filter error |W - W_table| = "
+              f"{error['max_error']:.2e} (largest |W| {error['max_filter']:.2f}), "
+              f"|dW/dr - dW_table/dr| = {error['max_derivative_error']:.2e} /nm (largest {error['max_filter_derivative']:.2f})")
+    header = f"{'beads':>6} {'implementation':<30} {'evals/s':>12} {'vs torch f32':>13} {'vs Reference':>13}"
     print(header)
     print("-" * len(header))
     for size in args.sizes:
@@ -116,13 +139,18 @@ def main(argv=None):
         rows = [("torch CPU float32", bench_torch(model, positions, types, molecules, torch.float32, args.min_time)),
                 ("torch CPU float64", bench_torch(model, positions, types, molecules, torch.float64, args.min_time))]
         model = model.float()
-        for name, properties in cases:
-            label = name + (f" {properties['Precision']}" if properties else "")
-            rows.append((f"plugin {label}", bench_plugin(model, positions, types, molecules, name, properties, args.min_time)))
+        reference = None
+        for name, properties, points in cases:
+            label = " ".join([name] + list(properties.values()) + ([f"tabulated {points}"] if points else []))
+            rate = bench_plugin(model, positions, types, molecules, name, properties, args.min_time, points)
+            if name == "Reference" and points == 0:
+                reference = rate
+            rows.append((f"plugin {label}", rate))
         baseline = rows[0][1]
         layout = f"{n_molecules}x{per_molecule}" if n_molecules > 1 else str(size)
         for label, rate in rows:
-            print(f"{layout:>6} {label:<24} {rate:>12.1f} {rate / baseline:>12.2f}x", flush=True)
+            versus_reference = f"{rate / reference:>12.2f}x" if reference else f"{'-':>13}"
+            print(f"{layout:>6} {label:<30} {rate:>12.1f} {rate / baseline:>12.2f}x {versus_reference}", flush=True)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ import torch
 import openmmcgml
 from openmmcgml.analysis.geometry import build_chain
 from openmmcgml.cgmodel import CGModel
-from openmmcgml.demo import chain_positions
+from openmmcgml.platforms import chain_positions
 from openmmcgml.models import CGSchNet
 from openmmcgml.priors import HarmonicAngles, HarmonicBonds, PriorSet
 from openmmcgml.simulation import CGSimulation

@@ -23,7 +23,8 @@ def platform_available(name):
 # (platform, properties, relative force tolerance).  DESIGN: < 1e-6 in double, < 1e-4 in single.
 PLATFORM_CASES = [
     pytest.param("Reference", {}, 1e-6, id="Reference"),
-    pytest.param("CPU", {}, 1e-6, id="CPU"),
+    # The CPU platform's kernel computes in single precision (energies summed in double).
+    pytest.param("CPU", {}, 1e-4, id="CPU"),
     pytest.param("OpenCL", {"Precision": "double"}, 1e-6, id="OpenCL-double",
                  marks=pytest.mark.skipif(not platform_available("OpenCL"), reason="no OpenCL platform (no OpenCL runtime on this machine)")),
     pytest.param("OpenCL", {"Precision": "single"}, 1e-4, id="OpenCL-single",

@@ -180,3 +180,27 @@ def test_bad_model_files(tmp_path):
     torch.save(payload, tmp_path / "partial.pt")
     with pytest.raises(CGModelFileError, match="lacks state_dict"):
         CGModel.load(tmp_path / "partial.pt")
+
+
+def test_priors_only_model(tmp_path):
+    """The baseline without the network: the same beads and priors, no learned force."""
+    cg = make_cgmodel()
+    baseline = cg.priors_only()
+    assert baseline.model is None and not baseline.has_network and cg.has_network
+    assert baseline.bead_names == cg.bead_names and baseline.masses == cg.masses
+    assert baseline.exclusions == cg.exclusions and baseline.metadata["priors_only"] is True
+    assert baseline.learned_force(3) is None
+    system = baseline.create_system(2)
+    assert system.getNumParticles() == 10 and not any(f.getName().startswith("CGSchNet") for f in system.getForces())
+    xyz = positions(3, n_frames=2)
+    energy, forces = baseline.energy_and_forces(xyz)
+    prior_energy, prior_forces = cg.priors.energy_and_forces(xyz)
+    assert torch.equal(energy, prior_energy) and torch.equal(forces, prior_forces)
+    openmm_energy, openmm_forces = reference_energy_forces(system, xyz.reshape(-1, 3))
+    assert openmm_energy == pytest.approx(float(energy.sum()), rel=1e-8)
+    np.testing.assert_allclose(openmm_forces, forces.numpy().reshape(-1, 3), rtol=1e-7, atol=1e-6)
+    baseline.save(tmp_path / "baseline.pt")
+    loaded = CGModel.load(tmp_path / "baseline.pt")
+    assert loaded.model is None and loaded.priors.to_dict() == cg.priors.to_dict()
+    with pytest.raises(ValueError, match="out of range"):
+        CGModel(None, cg.priors, bead_types=[0, 1, 2, -1, 1])

@@ -1,4 +1,4 @@
-"""The command-line demo and the example scripts run and agree across platforms."""
+"""The platform check (``cgml platforms``) and the example scripts run and agree across platforms."""
 
 import os
 import runpy
@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 
 from openmmcgml.cli import main as cgml_main
-from openmmcgml.demo import run_platform_demo
+from openmmcgml.platforms import run_platform_check
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def test_platform_demo_agrees_with_reference():
+def test_platform_check_agrees_with_reference():
     lines = []
-    rows = run_platform_demo(n_beads=8, n_replicas=2, n_steps=50, print_fn=lines.append)
+    rows = run_platform_check(n_beads=8, n_replicas=2, n_steps=50, print_fn=lines.append)
     names = [row["platform"] for row in rows]
     assert names[0] == "Reference" and "CPU" in names
     for row in rows:
@@ -25,10 +25,10 @@ def test_platform_demo_agrees_with_reference():
     assert any("steps/s" in line for line in lines)
 
 
-def test_cli_status_and_demo(capsys):
+def test_cli_status_and_platforms(capsys):
     assert cgml_main(["status"]) == 0
     assert '"Reference": true' in capsys.readouterr().out
-    assert cgml_main(["demo", "--beads", "6", "--steps", "20", "--platforms", "Reference", "CPU"]) == 0
+    assert cgml_main(["platforms", "--beads", "6", "--steps", "20", "--platforms", "Reference", "CPU"]) == 0
     assert "CPU" in capsys.readouterr().out
 
 

@@ -70,6 +70,13 @@ def test_alanine_dipeptide_map():
                      [("NME", "N"), ("NME", "H")]]
     assert np.allclose(cg.force_weights @ cg.coordinate_weights.T, np.eye(5))
     assert cg.masses.sum() == pytest.approx(sum(a.element.mass._value for a in topology.atoms()))
+    # The partition map adds every atom whose mass the bead carries: the carbonyl O, the side chain, the caps.
+    partition = alanine_dipeptide_map(topology, system_constraints(system), force_map="partition")
+    names = [sorted(a.name for a in topology.atoms() if a.index in partition.force_atoms(b)) for b in range(5)]
+    assert names == [["C", "CH3", "H1", "H2", "H3", "O"], ["H", "N"], ["CA", "CB", "HA", "HB1", "HB2", "HB3"],
+                     ["C", "O"], ["C", "H", "H1", "H2", "H3", "N"]]
+    assert partition.force_weights.sum() == topology.getNumAtoms()
+    assert np.allclose(partition.masses, cg.masses) and partition.to_dict()["force_map"] == "partition"
     atom_names = alanine_dipeptide_map(topology, bead_types="atom-name")
     assert atom_names.type_names == ["C", "N", "CA"] and atom_names.bead_types == [0, 1, 2, 0, 1]
     with pytest.raises(ValueError, match="needs residues ACE-ALA-NME"):
@@ -240,6 +247,65 @@ def test_mapped_mean_force_is_consistent_with_the_cg_free_energy():
     assert abs(mean - 3.0) < 5 * error + 0.05, results
     mean, error = results["slice"]
     assert abs(mean - 3.0) > 8 * error and abs(mean - 3.0) > 2.0, results
+
+
+def test_partition_force_map_has_the_same_mean_force_and_less_noise():
+    """The toy of the test above plus an unmapped atom D on a stiff bond to A (and an angle D-A-B).
+
+    The aggregate map gives bead A the force on A alone, the partition map A + D, which cancels the
+    stiff A-D bond force. Both satisfy W C^T = I and cancel the B-H constraint, so both estimate the
+    mean force (the equipartition identity holds); the partition map's mapped forces vary far less.
+    """
+    system, topology = _rigid_rotor_system()
+    system.addParticle(14.0)
+    stiff = openmm.HarmonicBondForce()
+    stiff.addBond(0, 3, 0.15, 2.0e5)
+    system.addForce(stiff)
+    angle = openmm.HarmonicAngleForce()
+    angle.addAngle(3, 0, 1, np.radians(110.0), 300.0)
+    system.addForce(angle)
+    residue = next(topology.residues())
+    d = topology.addAtom("D", app.element.nitrogen, residue)
+    topology.addBond(next(topology.atoms()), d)
+    temperature = 300.0
+    integrator = openmm.LangevinMiddleIntegrator(temperature, 10.0, 0.001)
+    integrator.setRandomNumberSeed(4)
+    context = openmm.Context(system, integrator, openmm.Platform.getPlatformByName("Reference"))
+    h = [0.4 + 0.1 * np.cos(np.radians(30.0)), 0.1 * np.sin(np.radians(30.0)), 0.0]
+    context.setPositions(np.array([[0.0, 0.0, 0.0], [0.4, 0.0, 0.0], h, [-0.05, 0.14, 0.0]]))
+    context.setVelocitiesToTemperature(temperature, 4)
+    integrator.step(2000)
+    positions, forces = [], []
+    for _ in range(16000):
+        integrator.step(25)
+        state = context.getState(getPositions=True, getForces=True)
+        positions.append(state.getPositions(asNumpy=True)._value)
+        forces.append(state.getForces(asNumpy=True)._value)
+    positions, forces = np.array(positions), np.array(forces)
+    constraints = system_constraints(system)
+    results = {}
+    for force_map in ("aggregate", "partition"):
+        cg = slice_map(topology, [0, 1], constraints=constraints, force_map=force_map)
+        R, F = cg.map_coordinates(positions), cg.map_forces(forces)
+        virial = -np.einsum("fd,fd->f", R[:, 0] - R[:, 1], F[:, 0] - F[:, 1]) / 2 / (KB * temperature)
+        blocks = virial.reshape(40, -1).mean(axis=1)
+        results[force_map] = (virial.mean(), blocks.std(ddof=1) / np.sqrt(len(blocks)), F.var())
+    assert slice_map(topology, [0, 1], constraints=constraints, force_map="partition").force_atoms(0) == [0, 3]
+    for force_map, (mean, error, _) in results.items():
+        assert abs(mean - 3.0) < 5 * error + 0.1, (force_map, results)
+    assert results["partition"][2] < 0.1 * results["aggregate"][2], results  # measured: 37 times smaller
+
+
+def test_partition_force_map_errors():
+    from openmmcgml.mapping.forcemap import force_weights, partition_force_weights
+
+    C = np.array([[1.0, 0, 0], [0, 1.0, 0]])
+    with pytest.raises(ValueError, match="needs the bead of each atom"):
+        force_weights(C, None, "partition")
+    with pytest.raises(ValueError, match="atom 1 is in the coordinate map of bead 1 but belongs to bead 0"):
+        partition_force_weights(C, [0, 0, 1])
+    with pytest.raises(ValueError, match="constrained but belong to beads 0 and 1"):
+        partition_force_weights(C, [0, 1, 1], constraints=[(0, 2)])
 
 
 # ----------------------------------------------------------------------------------- files

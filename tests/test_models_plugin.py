@@ -18,8 +18,8 @@ except ImportError:
 pytestmark = pytest.mark.skipif(CGSchNetForce is None, reason="plugin bindings not built")
 
 # Relative tolerance of energies and forces against the float64 torch model, per platform.
-# Reference computes in double precision; other platforms may use mixed precision.
-TOLERANCE = {"Reference": 1e-12, "CPU": 1e-6}
+# Reference computes in double precision; the CPU platform's kernel in single precision.
+TOLERANCE = {"Reference": 1e-12, "CPU": 1e-4}
 BLOCK_ARRAYS = ["FilterWeights1", "FilterBias1", "FilterWeights2", "FilterBias2", "MessageWeights",
                 "UpdateWeights1", "UpdateBias1", "UpdateWeights2", "UpdateBias2"]
 TYPES = [0, 1, 2, 1, 0, 2, 2]

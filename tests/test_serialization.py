@@ -61,7 +61,7 @@ def positions():
 def test_xml_round_trip_is_exact(positions):
     _, force = configured_force()
     xml = openmm.XmlSerializer.serialize(force)
-    assert 'version="1"' in xml
+    assert 'version="2"' in xml
     # Weights are packed arrays, not one element per value.
     assert xml.count("<") < 40
     restored = openmm.XmlSerializer.deserialize(xml)
@@ -133,7 +133,7 @@ CORRUPTIONS = {
     "bad base64": lambda xml: xml.replace('A1="', 'A1="#', 1),
     "wrong array length": lambda xml: xml.replace('c2="', 'c2="AAAAAAAAAAA=', 1),
     "bad integer list": lambda xml: xml.replace('BeadTypes values="0', 'BeadTypes values="x0', 1),
-    "future version": lambda xml: xml.replace('version="1"', 'version="99"', 1),
+    "future version": lambda xml: xml.replace('version="2"', 'version="99"', 1),
     "missing attribute": lambda xml: xml.replace('numFeatures=', 'numFeaturez=', 1),
     "bead type out of range": lambda xml: xml.replace('BeadTypes values="0', 'BeadTypes values="7', 1),
 }

@@ -223,8 +223,8 @@ def test_cli_simulate_example_config(tmp_path, monkeypatch, capsys):
     assert "resuming" in capsys.readouterr().out
     assert main(args + ["--set", "steps=60"]) == 0
     assert read_trajectories(output).n_frames == 18
-    with pytest.raises(ValueError, match="unknown setting"):
-        main(["simulate", config, "--set", "stepz=3"])
+    assert main(["simulate", config, "--set", "stepz=3"]) == 2
+    assert "cgml simulate: error: unknown simulate setting(s) stepz" in capsys.readouterr().err
 
 
 def test_real_cgmodel_in_replicas_matches_its_own_system():

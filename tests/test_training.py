@@ -17,8 +17,8 @@ from openmm import unit
 
 from openmmcgml.cgmodel import CGModel
 from openmmcgml.models import CGSchNet
-from openmmcgml.priors import (BOLTZMANN, HarmonicAngles, HarmonicBonds, PriorSet, Repulsion, angle_list,
-                               chain_bonds, repulsion_pairs)
+from openmmcgml.priors import (BOLTZMANN, FourierDihedrals, HarmonicAngles, HarmonicBonds, PriorSet, Repulsion,
+                               angle_list, chain_bonds, compute_dihedrals, dihedral_list, repulsion_pairs)
 from openmmcgml.training import ForceMatching, check_force_data, plot_loss_curve, read_cg_dataset, split_by_trajectory
 
 T = 300.0
@@ -58,7 +58,7 @@ def simulate(cg_model, n_replicas, n_frames, interval=20, seed=7):
 
     Returns coordinates (n_replicas * n_frames, n_beads, 3), run-major, and the run index of each frame.
     """
-    from openmmcgml.demo import chain_positions
+    from openmmcgml.platforms import chain_positions
 
     system = cg_model.create_system(n_replicas)
     integrator = openmm.LangevinMiddleIntegrator(T * unit.kelvin, 1.0 / unit.picosecond, 0.01 * unit.picoseconds)
@@ -347,8 +347,10 @@ def test_fit_from_hdf5_with_progress_and_schedules(synthetic, tmp_path, capsys):
 
 def test_cli_train_with_example_configs(synthetic, tmp_path, capsys):
     """fit-priors then train with the example configs at tiny settings; the model runs in OpenMM."""
+    from openmmcgml._config import load_config
     from openmmcgml.cgmodel import BeadSetMismatchError
     from openmmcgml.cli import main
+    from openmmcgml.commands import train as train_command
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     configs = os.path.join(root, "examples", "configs")
@@ -382,8 +384,69 @@ def test_cli_train_with_example_configs(synthetic, tmp_path, capsys):
     # rerunning resumes (nothing left to do); continuing from a model of another bead set is refused
     assert main(["train", os.path.join(configs, "train-alanine.yaml")] + tiny) == 0
     other = write_dataset(tmp_path / "other.h5", x, x, runs, bead_names=["C", "N", "CB", "C", "N"])
+    capsys.readouterr()
+    assert main(["train", os.path.join(configs, "train-alanine.yaml")] + tiny
+                + ["--set", f"init_model={model_path}", "--set", f"data={other}", "--set", "priors=null"]) == 2
+    assert "bead 2 has name 'CA' in the model but 'CB'" in capsys.readouterr().err
     with pytest.raises(BeadSetMismatchError, match="bead 2 has name 'CA' in the model but 'CB'"):
-        main(["train", os.path.join(configs, "train-alanine.yaml")] + tiny
-             + ["--set", f"init_model={model_path}", "--set", f"data={other}", "--set", "priors=null"])
-    with pytest.raises(ValueError, match="unknown training setting"):
-        main(["train", os.path.join(configs, "train-alanine.yaml")] + tiny + ["--set", "training.epochs=3"])
+        train_command.run_config(load_config(os.path.join(configs, "train-alanine.yaml"), tiny[1::2] + [
+            f"init_model={model_path}", f"data={other}", "priors=null"], train_command.DEFAULTS))
+    assert main(["train", os.path.join(configs, "train-alanine.yaml")] + tiny + ["--set", "training.epochs=3"]) == 2
+    assert "unknown training setting(s) epochs" in capsys.readouterr().err
+
+
+def test_dihedral_sines_learn_what_a_distance_network_cannot():
+    """A chiral potential, priors + s sin(phi) on both dihedrals, is learned with dihedral_sines.
+
+    A network of distances gives mirror images the same energy, so it cannot represent the odd
+    term; the sine terms learned with it recover s, and the model file holds them as a dihedral
+    term that OpenMM evaluates like the torch model.
+    """
+    priors = chain_priors()
+    dihedrals = dihedral_list(N_BEADS, priors.bonds)
+    s_true = np.array([6.0, -4.0])
+    chiral = PriorSet(N_BEADS, priors.bonds, list(priors.terms.values()) + [
+        FourierDihedrals(dihedrals, k=np.abs(s_true)[:, None], phase=np.sign(s_true)[:, None] * np.pi / 2)],
+        temperature=T)
+    truth = CGModel(None, chiral, BEAD_TYPES, masses=[110.0] * N_BEADS, temperature=T)
+    x, runs = simulate(truth, n_replicas=4, n_frames=300, interval=20, seed=11)
+    _, exact = truth.energy_and_forces(x)
+    noisy = exact.numpy() + np.random.default_rng(1).normal(scale=5.0, size=exact.shape)
+    losses = {}
+    for sines in (0, 2):
+        torch.manual_seed(3)
+        fm = ForceMatching(CGSchNet(**ARCHITECTURE), priors, BEAD_TYPES, lr=3e-3, batch_size=32, max_epochs=12,
+                           patience=None, validation_trajectories=[3], progress=False, num_threads=1,
+                           dihedral_sines=sines)
+        fm.fit(x, noisy, runs)
+        losses[sines] = fm.best_val_loss_
+    learned = fm.sine_coefficients_
+    assert learned.shape == (2, 2)
+    np.testing.assert_allclose(learned[:, 0], s_true, atol=1.0)
+    assert np.abs(learned[:, 1]).max() < 1.0
+    assert losses[2] < losses[0] - 1.0, losses  # noise variance 25: the odd part is what was missing
+    cg = fm.to_cgmodel(masses=[110.0] * N_BEADS)
+    assert "dihedrals" in cg.priors.terms and cg.metadata["force_matching"]["settings"]["dihedral_sines"] == 2
+    np.testing.assert_allclose(cg.energy_and_forces(x[:20])[1].numpy(), fm.predict(x[:20]), rtol=1e-4, atol=1e-3)
+    with pytest.raises(ValueError, match="dihedral_sines must be a non-negative integer"):
+        ForceMatching(CGSchNet(**ARCHITECTURE), priors, BEAD_TYPES, dihedral_sines=-1)
+
+
+def test_trained_priors_merge_sines_with_a_dihedral_prior():
+    priors = chain_priors()
+    dihedrals = dihedral_list(N_BEADS, priors.bonds)
+    prior = FourierDihedrals(dihedrals, k=[[2.0], [1.0]], phase=[[0.3], [2.0]])
+    with_prior = PriorSet(N_BEADS, priors.bonds, list(priors.terms.values()) + [prior], temperature=T)
+    fm = ForceMatching(CGSchNet(**ARCHITECTURE), with_prior, BEAD_TYPES, dihedral_sines=2, progress=False)
+    fm._init_sines(torch.float64, "cpu")
+    with torch.no_grad():
+        fm._sines.copy_(torch.tensor([[0.1, -0.2], [0.05, 0.3]]))
+    merged = fm.trained_priors()
+    assert merged["dihedrals"].order == 2
+    x = torch.as_tensor(simulate(CGModel(None, priors, BEAD_TYPES, masses=[110.0] * N_BEADS), 1, 5)[0])
+    phi = torch.as_tensor(compute_dihedrals(x.numpy(), dihedrals))
+    n = torch.arange(1, 3, dtype=torch.float64)
+    sines = (torch.tensor(fm.sine_coefficients_) * torch.sin(n * phi.unsqueeze(-1))).sum((-1, -2))
+    expected = with_prior.energy(x) + sines
+    difference = merged.energy(x) - expected
+    assert float(difference.max() - difference.min()) < 1e-9  # equal up to a constant

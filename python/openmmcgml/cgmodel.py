@@ -12,8 +12,8 @@ a dictionary::
 
     format          "openmm-cgml-model"
     format_version  1
-    model_config    CGSchNet.config (architecture)
-    state_dict      the network's weights (in the dtype they were trained in)
+    model_config    CGSchNet.config (architecture); None for a priors-only model
+    state_dict      the network's weights (in the dtype they were trained in); {} without a network
     priors          PriorSet.to_dict()
     bead_types, bead_names, masses, exclusions, temperature
     mapping, metadata   JSON strings
@@ -36,6 +36,12 @@ Examples
 ['A', 'B', 'A']
 >>> [f.getName() for f in cg.prior_forces(n_replicas=2)]
 ['CGPrior:bonds']
+
+The priors alone, as a baseline that a trained model should beat (no learned force):
+
+>>> baseline = cg.priors_only()
+>>> baseline.model is None, baseline.learned_force(2) is None, baseline.create_system(2).getNumForces()
+(True, True, 1)
 """
 
 from __future__ import annotations
@@ -77,8 +83,9 @@ class CGModel:
 
     Parameters
     ----------
-    model : CGSchNet
-        The learned network (its energy is added to the priors').
+    model : CGSchNet or None
+        The learned network (its energy is added to the priors'); None for a priors-only model
+        (see :meth:`priors_only`), the baseline a trained network is compared with.
     priors : PriorSet
         Prior terms of the molecule; ``priors.n_beads`` is the number of beads.
     bead_types : list of int
@@ -118,8 +125,8 @@ class CGModel:
     def __post_init__(self):
         from .models import CGSchNet
 
-        if not isinstance(self.model, CGSchNet):
-            raise TypeError(f"model must be a CGSchNet (got {type(self.model).__name__})")
+        if self.model is not None and not isinstance(self.model, CGSchNet):
+            raise TypeError(f"model must be a CGSchNet or None (got {type(self.model).__name__})")
         if not isinstance(self.priors, PriorSet):
             raise TypeError(f"priors must be a PriorSet (got {type(self.priors).__name__})")
         n = self.priors.n_beads
@@ -128,9 +135,10 @@ class CGModel:
             raise ValueError(f"bead_types must be a list of integers (got {self.bead_types!r})")
         if len(types) != n:
             raise ValueError(f"bead_types lists {len(types)} beads but the priors have {n}")
-        bad = np.flatnonzero((types < 0) | (types >= self.model.n_types))
+        n_types = self.model.n_types if self.model is not None else int(types.max(initial=-1)) + 1
+        bad = np.flatnonzero((types < 0) | (types >= n_types))
         if len(bad):
-            raise ValueError(f"bead type {types[bad[0]]} of bead {bad[0]} is out of range [0, {self.model.n_types}) "
+            raise ValueError(f"bead type {types[bad[0]]} of bead {bad[0]} is out of range [0, {n_types}) "
                              "of the model")
         self.bead_types = [int(t) for t in types]
         names = [f"B{i}" for i in range(n)] if self.bead_names is None else [str(b) for b in self.bead_names]
@@ -168,6 +176,27 @@ class CGModel:
     def n_beads(self) -> int:
         """The number of beads of one molecule."""
         return self.priors.n_beads
+
+    @property
+    def has_network(self) -> bool:
+        """False for a priors-only model."""
+        return self.model is not None
+
+    def priors_only(self, **changes) -> "CGModel":
+        """The same beads, priors, masses and mapping without the network.
+
+        Simulating it shows what the priors alone give, the baseline against which a trained
+        network's gain is measured. ``changes`` replace fields (e.g. ``metadata=``).
+        """
+        import copy
+
+        values = {"model": None, "priors": self.priors, "bead_types": list(self.bead_types),
+                  "bead_names": list(self.bead_names), "masses": list(self.masses),
+                  "exclusions": list(self.exclusions), "temperature": self.temperature,
+                  "mapping": copy.deepcopy(self.mapping),
+                  "metadata": {"priors_only": True, **copy.deepcopy(self.metadata)}}
+        values.update(changes)
+        return CGModel(**values)
 
     def check_beads(self, bead_names=None, bead_types=None, n_beads=None, source="the data") -> None:
         """Raise :class:`BeadSetMismatchError` if ``source`` has a different bead set.
@@ -231,9 +260,12 @@ class CGModel:
 
         Returns
         -------
-        openmmcgml.forces.CGSchNetForce
+        openmmcgml.forces.CGSchNetForce or None
+            None for a priors-only model.
         """
         types, molecules, exclusions = self._replica_topology(n_replicas)
+        if self.model is None:
+            return None
         return self.model.to_force(types, molecules, exclusions or None, particles=particles, **kwargs)
 
     def prior_forces(self, n_replicas: int = 1) -> list:
@@ -243,7 +275,8 @@ class CGModel:
     def create_system(self, n_replicas: int = 1, **kwargs):
         """An ``openmm.System`` of ``n_replicas`` copies: masses, prior forces and the learned force.
 
-        Keyword arguments go to :meth:`learned_force`.  Force groups: priors 0, learned force 1.
+        Keyword arguments go to :meth:`learned_force`.  Force groups: priors 0, learned force 1
+        (absent from a priors-only model).
         """
         import openmm
 
@@ -255,8 +288,9 @@ class CGModel:
             force.setForceGroup(0)
             system.addForce(force)
         learned = self.learned_force(n_replicas, **kwargs)
-        learned.setForceGroup(1)
-        system.addForce(learned)
+        if learned is not None:
+            learned.setForceGroup(1)
+            system.addForce(learned)
         return system
 
     def energy_and_forces(self, positions):
@@ -280,6 +314,8 @@ class CGModel:
             x = x.unsqueeze(0)
         self.check_beads(n_beads=x.shape[1], source="the positions")
         prior_energy, prior_forces = self.priors.energy_and_forces(x)
+        if self.model is None:
+            return prior_energy, prior_forces
         topology = CGTopology(self.bead_types, exclusions=self.exclusions or None)
         energy, forces = self.model.energy_and_forces(x, topology)
         return prior_energy + energy.to(torch.float64), prior_forces + forces.to(torch.float64)
@@ -293,8 +329,10 @@ class CGModel:
         payload = {
             "format": _FORMAT,
             "format_version": _FORMAT_VERSION,
-            "model_config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.model.config.items()},
-            "state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "model_config": (None if self.model is None else
+                             {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.model.config.items()}),
+            "state_dict": ({} if self.model is None else
+                           {k: v.detach().cpu() for k, v in self.model.state_dict().items()}),
             "priors": json.dumps(self.priors.to_dict()),
             "bead_types": list(self.bead_types),
             "bead_names": list(self.bead_names),
@@ -345,12 +383,14 @@ class CGModel:
         if missing:
             raise CGModelFileError(f"model file {path} lacks {', '.join(missing)}")
         try:
-            config = dict(payload["model_config"])
-            config["output_hidden"] = tuple(config.get("output_hidden", ()))
-            model = CGSchNet.from_config(config)
-            state = payload["state_dict"]
-            model.to(state["embedding.weight"].dtype)
-            model.load_state_dict(state)
+            model = None
+            if payload["model_config"] is not None:
+                config = dict(payload["model_config"])
+                config["output_hidden"] = tuple(config.get("output_hidden", ()))
+                model = CGSchNet.from_config(config)
+                state = payload["state_dict"]
+                model.to(state["embedding.weight"].dtype)
+                model.load_state_dict(state)
             priors = PriorSet.from_dict(json.loads(payload["priors"]))
             return cls(model=model, priors=priors, bead_types=payload["bead_types"],
                        bead_names=payload.get("bead_names"), masses=payload.get("masses"),

@@ -31,7 +31,7 @@ Examples
 ...                    max_epochs=2, batch_size=8, progress=False, num_threads=1)
 >>> fm = fm.fit(x, f, trajectory_ids=np.repeat([0, 1, 2, 3], 10))
 >>> [sorted(r) for r in fm.history_][0]
-['epoch', 'lr', 'time', 'train_loss', 'val_loss']
+['epoch', 'lr', 'skipped_batches', 'time', 'train_loss', 'val_loss']
 """
 
 from __future__ import annotations
@@ -48,12 +48,15 @@ from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 
-from .priors import PriorSet
+from .priors import FourierDihedrals, PriorSet, dihedral_list
 
 __all__ = ["ForceMatching", "check_force_data", "plot_loss_curve", "read_cg_dataset", "split_by_trajectory",
            "write_loss_csv"]
 
 CHECKPOINT_NAME = "checkpoint.pt"
+#: The sine coefficients are trained in units of this many kJ/mol: Adam moves a parameter by about
+#: ``lr`` per step, so in these units a few hundred steps cover terms of a few kJ/mol.
+SINE_UNIT = 10.0
 LOSS_CSV_NAME = "loss.csv"
 LOSS_PNG_NAME = "loss.png"
 LR_SCHEDULES = ("plateau", "exponential", "cosine", "constant")
@@ -375,12 +378,22 @@ class ForceMatching:
         Small CG models train fastest, and most steadily, with 1 thread: their operations are
         too small to share out, and on a machine whose cores are busy with other work torch's
         thread pool can slow a small model down many times (seen: 50x on 2 shared cores).
+    dihedral_sines : int
+        N > 0 learns, together with the network, ``U = sum_d sum_{n=1..N} s_dn sin(n phi_d)``
+        on every dihedral ``d`` of the priors' bond graph (0: off, the default). A network of
+        pairwise distances cannot tell a configuration from its mirror image, so on its own its
+        free energy is symmetric under ``phi -> -phi`` for all dihedrals at once; a chiral
+        molecule needs an odd term (alanine dipeptide's five backbone beads: its alpha-R and
+        alpha-L basins are mirror images). The sine terms are learned from the forces like the
+        network, never fitted to a histogram; :meth:`to_cgmodel` adds them to the priors as a
+        ``dihedrals`` term (merged with a dihedral prior, if there is one).
 
     Attributes
     ----------
     history_ : list of dict
         One record per epoch: ``epoch`` (1-based), ``train_loss`` (mean of the epoch's batch
-        losses), ``val_loss`` (validation MSE after the epoch), ``lr``, ``time`` (s).
+        losses), ``val_loss`` (validation MSE after the epoch), ``lr``, ``time`` (s),
+        ``skipped_batches`` (steps left out because their loss or gradient was not finite).
     best_epoch_ : int
         Epoch of the lowest validation loss; the model holds its weights after ``fit``.
     best_val_loss_ : float
@@ -401,7 +414,7 @@ class ForceMatching:
                  validation_trajectories: Optional[Sequence[int]] = None, dtype: str = "float32",
                  device: str = "cpu", checkpoint_dir=None, resume: bool = True, seed: int = 0,
                  progress: Union[bool, Callable] = True, eval_batch_size: int = 256,
-                 num_threads: Optional[int] = None):
+                 num_threads: Optional[int] = None, dihedral_sines: int = 0):
         from .models import CGSchNet, CGTopology
 
         if not isinstance(model, CGSchNet):
@@ -446,6 +459,13 @@ class ForceMatching:
         if num_threads is not None and (int(num_threads) != num_threads or num_threads < 1):
             raise ValueError(f"num_threads must be a positive integer or None (got {num_threads!r})")
         self.num_threads = None if num_threads is None else int(num_threads)
+        if isinstance(dihedral_sines, bool) or int(dihedral_sines) != dihedral_sines or dihedral_sines < 0:
+            raise ValueError(f"dihedral_sines must be a non-negative integer (got {dihedral_sines!r})")
+        self.dihedral_sines = int(dihedral_sines)
+        self.sine_dihedrals = dihedral_list(priors.n_beads, priors.bonds) if self.dihedral_sines else np.zeros((0, 4), int)
+        if self.dihedral_sines and len(self.sine_dihedrals) == 0:
+            raise ValueError("dihedral_sines needs dihedrals, and the priors' bond graph has none")
+        self._sines = None
 
     # ---------------------------------------------------------------------- helpers
 
@@ -461,7 +481,7 @@ class ForceMatching:
                 "lr_schedule": self.lr_schedule, "lr_factor": self.lr_factor, "lr_patience": self.lr_patience,
                 "min_lr": self.min_lr, "weight_decay": self.weight_decay, "max_grad_norm": self.max_grad_norm,
                 "dtype": self.dtype, "seed": self.seed, "bead_types": self.bead_types,
-                "exclusions": [list(p) for p in self.exclusions]}
+                "exclusions": [list(p) for p in self.exclusions], "dihedral_sines": self.dihedral_sines}
 
     def _model_config(self) -> dict:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.model.config.items()}
@@ -481,7 +501,66 @@ class ForceMatching:
 
     def _forces(self, x, create_graph=False):
         _, forces = self.model.energy_and_forces(x, self.topology, create_graph=create_graph)
+        if self._sines is not None:
+            forces = forces + self._sine_forces(x, create_graph)
         return forces
+
+    def _sine_forces(self, x, create_graph=False):
+        """Forces of the learned sine terms (see ``dihedral_sines``)."""
+        import torch
+
+        from .priors import _t_dihedrals
+
+        with torch.enable_grad():
+            positions = x.detach().requires_grad_(True)
+            phi = _t_dihedrals(positions, torch.as_tensor(self.sine_dihedrals, device=x.device))
+            n = torch.arange(1, self.dihedral_sines + 1, dtype=x.dtype, device=x.device)
+            energy = SINE_UNIT * (self._sines * torch.sin(n * phi.unsqueeze(-1))).sum()
+            (gradient,) = torch.autograd.grad(energy, positions, create_graph=create_graph)
+        return -gradient if create_graph else -gradient.detach()
+
+    def _init_sines(self, dtype, device):
+        import torch
+
+        if not self.dihedral_sines:
+            self._sines = None
+            return []
+        self._sines = torch.zeros(len(self.sine_dihedrals), self.dihedral_sines, dtype=dtype, device=device,
+                                  requires_grad=True)
+        return [self._sines]
+
+    @property
+    def sine_coefficients_(self) -> np.ndarray:
+        """The learned ``s_dn`` (kJ/mol), shape (n_dihedrals, dihedral_sines); dihedrals in
+        ``sine_dihedrals``."""
+        if self._sines is None:
+            return np.zeros((len(self.sine_dihedrals), self.dihedral_sines))
+        return SINE_UNIT * self._sines.detach().to("cpu").double().numpy()
+
+    def trained_priors(self) -> PriorSet:
+        """The priors plus the learned sine terms as a ``dihedrals`` term (the priors themselves
+        when ``dihedral_sines`` is 0). A dihedral prior on the same dihedrals is merged with them
+        order by order: ``k (1 + cos(n phi - p)) + s sin(n phi)`` is again ``k' (1 + cos(n phi - p'))``
+        up to a constant."""
+        if not self.dihedral_sines:
+            return self.priors
+        sines = self.sine_coefficients_
+        order = self.dihedral_sines
+        existing = self.priors.terms.get("dihedrals")
+        cos_part = np.zeros_like(sines)
+        sin_part = sines.copy()
+        if existing is not None:
+            if existing.indices.tolist() != self.sine_dihedrals.tolist():
+                raise ValueError("the priors' dihedral term covers other dihedrals than the learned sine terms")
+            order = max(order, existing.order)
+            cos_part = np.pad(cos_part, ((0, 0), (0, order - cos_part.shape[1])))
+            sin_part = np.pad(sin_part, ((0, 0), (0, order - sin_part.shape[1])))
+            k, phase = existing.parameters["k"], existing.parameters["phase"]
+            cos_part[:, :k.shape[1]] += k * np.cos(phase)
+            sin_part[:, :k.shape[1]] += k * np.sin(phase)
+        term = FourierDihedrals(self.sine_dihedrals, k=np.hypot(cos_part, sin_part), phase=np.arctan2(sin_part, cos_part))
+        others = [t for name, t in self.priors.terms.items() if name != "dihedrals"]
+        return PriorSet(self.priors.n_beads, self.priors.bonds, others + [term], self.priors.temperature)
 
     def _mse(self, x, y) -> float:
         total = 0.0
@@ -521,7 +600,8 @@ class ForceMatching:
             raise ValueError(f"checkpoint {path} holds a model of another architecture ({state['model_config']}); "
                              "use another checkpoint_dir or resume=False")
         settings = self._settings()
-        changed = sorted(k for k in settings if json.dumps(state["settings"].get(k)) != json.dumps(settings[k]))
+        stored = {"dihedral_sines": 0, **state["settings"]}  # checkpoints from before the sine terms
+        changed = sorted(k for k in settings if json.dumps(stored.get(k)) != json.dumps(settings[k]))
         if changed:
             raise ValueError(f"checkpoint {path} was written with different settings ({', '.join(changed)}); "
                              "use another checkpoint_dir or resume=False")
@@ -603,19 +683,20 @@ class ForceMatching:
         x_val = torch.as_tensor(x[val_frames], dtype=dtype, device=device)
         y_val = torch.as_tensor(target[val_frames], dtype=dtype, device=device)
 
-        optimizer = torch.optim.Adam(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        sines = self._init_sines(dtype, device)
+        optimizer = torch.optim.Adam(list(self.model.parameters()) + sines, lr=self.lr, weight_decay=self.weight_decay)
         scheduler = self._make_scheduler(optimizer)
         history, best_val, best_epoch, bad_epochs = [], math.inf, 0, 0
-        best_state = copy.deepcopy(self.model.state_dict())
+        best_state = self._state()
         stopped_early = False
         if state is not None:
-            self.model.load_state_dict(state["model"])
+            self._load_state({"model": state["model"], "sines": state.get("sines")})
             optimizer.load_state_dict(state["optimizer"])
             if scheduler is not None:
                 scheduler.load_state_dict(state["scheduler"])
             history = list(state["history"])
             best_val, best_epoch, bad_epochs = state["best_val_loss"], state["best_epoch"], state["bad_epochs"]
-            best_state = state["best_model"]
+            best_state = {"model": state["best_model"], "sines": state.get("best_sines")}
             stopped_early = state["stopped_early"]
 
         def checkpoint():
@@ -626,7 +707,9 @@ class ForceMatching:
                 "settings": self._settings(), "model": self.model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": None if scheduler is None else scheduler.state_dict(), "history": history,
                 "best_val_loss": best_val, "best_epoch": best_epoch, "bad_epochs": bad_epochs,
-                "best_model": best_state, "stopped_early": stopped_early,
+                "best_model": best_state["model"], "stopped_early": stopped_early,
+                "sines": None if self._sines is None else self._sines.detach().clone(),
+                "best_sines": best_state["sines"],
                 "train_frames": torch.as_tensor(train_frames), "val_frames": torch.as_tensor(val_frames),
                 "validation_trajectories": held_out,
             })
@@ -645,21 +728,32 @@ class ForceMatching:
                 epoch_start = time.perf_counter()
                 order = np.random.default_rng([self.seed, epoch]).permutation(len(train_frames))
                 self.model.train()
-                total = 0.0
+                total, counted, skipped = 0.0, 0, 0
+                parameters = [p for group in optimizer.param_groups for p in group["params"]]
                 for start in range(0, len(order), self.batch_size):
                     batch = torch.as_tensor(order[start:start + self.batch_size], device=device)
                     predicted = self._forces(x_train[batch], create_graph=True)
                     loss = ((predicted - y_train[batch]) ** 2).mean()
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
+                    # A step with a non-finite loss or gradient (an overflow in a second derivative)
+                    # would turn every weight into NaN: skip it, and count it.
+                    if not (torch.isfinite(loss) and all(torch.isfinite(p.grad).all() for p in parameters
+                                                         if p.grad is not None)):
+                        skipped += 1
+                        continue
                     if self.max_grad_norm is not None:
-                        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.max_grad_norm)
+                        torch.nn.utils.clip_grad_norm_(parameters, self.max_grad_norm)
                     optimizer.step()
                     total += float(loss.detach()) * len(batch)
+                    counted += len(batch)
+                if skipped:
+                    warnings.warn(f"epoch {epoch + 1}: skipped {skipped} batch(es) with a non-finite loss or gradient")
                 self.model.eval()
                 val_loss = self._mse(x_val, y_val)
-                record = {"epoch": epoch + 1, "train_loss": total / len(order), "val_loss": val_loss,
-                          "lr": optimizer.param_groups[0]["lr"], "time": time.perf_counter() - epoch_start}
+                record = {"epoch": epoch + 1, "train_loss": total / counted if counted else math.nan,
+                          "val_loss": val_loss, "lr": optimizer.param_groups[0]["lr"],
+                          "time": time.perf_counter() - epoch_start, "skipped_batches": skipped}
                 if not math.isfinite(val_loss):
                     raise FloatingPointError(f"the validation loss became {val_loss} in epoch {epoch + 1}; lower lr "
                                              "or set max_grad_norm")
@@ -671,7 +765,7 @@ class ForceMatching:
                         scheduler.step()
                 if val_loss < best_val - self.min_delta:
                     best_val, best_epoch, bad_epochs = val_loss, epoch + 1, 0
-                    best_state = copy.deepcopy(self.model.state_dict())
+                    best_state = self._state()
                 else:
                     bad_epochs += 1
                     if self.patience is not None and bad_epochs >= self.patience:
@@ -687,7 +781,7 @@ class ForceMatching:
             if bar is not None:
                 bar.close()
 
-        self.model.load_state_dict(best_state)
+        self._load_state(best_state)
         self.history_ = history
         self.best_epoch_, self.best_val_loss_ = best_epoch, best_val
         self.stopped_early_ = stopped_early
@@ -696,6 +790,19 @@ class ForceMatching:
             write_loss_csv(history, os.path.join(self.checkpoint_dir, LOSS_CSV_NAME))
             self._write_loss_png(os.path.join(self.checkpoint_dir, LOSS_PNG_NAME))
         return self
+
+    def _state(self) -> dict:
+        """Copies of what training changes: the network's weights and the sine coefficients."""
+        return {"model": copy.deepcopy(self.model.state_dict()),
+                "sines": None if self._sines is None else self._sines.detach().clone()}
+
+    def _load_state(self, state: dict) -> None:
+        import torch
+
+        self.model.load_state_dict(state["model"])
+        if self._sines is not None and state.get("sines") is not None:
+            with torch.no_grad():
+                self._sines.copy_(torch.as_tensor(state["sines"]))
 
     def _write_loss_png(self, path) -> None:
         try:
@@ -740,10 +847,11 @@ class ForceMatching:
         from .cgmodel import CGModel
 
         summary = {"force_matching": {"settings": self._settings(), "best_epoch": getattr(self, "best_epoch_", None),
+                                      "sine_coefficients": self.sine_coefficients_.tolist(),
                                       "best_val_loss": getattr(self, "best_val_loss_", None),
                                       "epochs": len(getattr(self, "history_", [])),
                                       "validation_trajectories": getattr(self, "validation_trajectories_", None)}}
         temperature = temperature or self.priors.temperature or 300.0
-        return CGModel(model=self.model, priors=self.priors, bead_types=self.bead_types, bead_names=bead_names,
+        return CGModel(model=self.model, priors=self.trained_priors(), bead_types=self.bead_types, bead_names=bead_names,
                        masses=masses, exclusions=self.exclusions, temperature=temperature, mapping=mapping or {},
                        metadata={**summary, **(metadata or {})})

@@ -10,7 +10,8 @@ namespace OpenMMCGML {
  * Serializes a CGSchNetForce to XML.  Weights are stored as packed arrays (base64 of
  * little-endian IEEE-754 doubles), integer lists as space-separated text.
  *
- * Version history: 1 = the first format.
+ * Version history: 1 = the first format; 2 adds filterTabulationPoints (version-1 files load
+ * with exact filters).
  */
 class OPENMM_EXPORT_CGML CGSchNetForceProxy : public OpenMM::SerializationProxy {
 public:

@@ -9,7 +9,7 @@ using namespace OpenMM;
 using namespace OpenMMCGML;
 using namespace std;
 
-static const int currentVersion = 1;
+static const int currentVersion = 2;
 static const char* const blockArrayKeys[] = {"A1", "a1", "A2", "a2", "B", "C1", "c1", "C2", "c2"};
 
 CGSchNetForceProxy::CGSchNetForceProxy() : SerializationProxy("CGSchNetForce") {
@@ -29,6 +29,7 @@ void CGSchNetForceProxy::serialize(const void* object, SerializationNode& node) 
     node.setBoolProperty("periodic", force.usesPeriodicBoundaryConditions());
     node.setStringProperty("scaleParameter", force.getScaleParameterName());
     node.setDoubleProperty("defaultScale", force.getDefaultScale());
+    node.setIntProperty("filterTabulationPoints", force.getFilterTabulationPoints());
     node.createChildNode("RBF")
         .setIntProperty("type", force.getRBFType())
         .setDoubleProperty("lowerCutoff", force.getRBFLowerCutoff())
@@ -77,6 +78,9 @@ void* CGSchNetForceProxy::deserialize(const SerializationNode& node) const {
         force->setUsesPeriodicBoundaryConditions(node.getBoolProperty("periodic"));
         force->setScaleParameterName(node.getStringProperty("scaleParameter"));
         force->setDefaultScale(node.getDoubleProperty("defaultScale"));
+        // Version 1 predates the tabulated filters: its forces use the exact ones.
+        if (version >= 2)
+            force->setFilterTabulationPoints(node.getIntProperty("filterTabulationPoints"));
         const SerializationNode& rbf = node.getChildNode("RBF");
         force->setRBFParameters((CGSchNetForce::RBFType) rbf.getIntProperty("type"),
                                 unpackDoubles(rbf.getStringProperty("centers"), "RBF centers"),

@@ -168,6 +168,39 @@ public:
     void setUsesPeriodicBoundaryConditions(bool periodic);
 
     /**
+     * Get the number of grid points of the tabulated filters (0, the default: the filters are
+     * evaluated exactly).
+     */
+    int getFilterTabulationPoints() const { return filterTabulationPoints; }
+    /**
+     * Select the opt-in fast mode that tabulates the filters.  With numPoints >= 2, each block's
+     * filter before the cutoff function, w0(r) = act(e(r) A1 + a1) A2 + a2, is sampled with its
+     * exact derivative at numPoints evenly spaced distances on [0, cutoff] and interpolated by
+     * cubic Hermite splines; the cosine cutoff f_c(r) stays exact.  With h = cutoff/(numPoints-1),
+     * the error of each filter channel is at most h^4/384 max|d^4 w0/dr^4| and that of its
+     * derivative at most sqrt(3) h^3/216 max|d^4 w0/dr^4|; computeFilterTabulationError()
+     * measures both for the current weights.
+     *
+     * The number of points is part of a Context's structure: changing it requires a new Context.
+     * updateParametersInContext() rebuilds the table from new weights, cutoff or radial basis.
+     *
+     * @param numPoints  0 (exact filters), or the number of grid points (at least 2)
+     */
+    void setFilterTabulationPoints(int numPoints);
+    /**
+     * Measure how closely a table of numPoints grid points reproduces the filters
+     * W(r) = w0(r) f_c(r) of the current weights: the largest differences over every block and
+     * filter channel on a check grid of four points per table interval, placed where the errors
+     * of a cubic Hermite interpolant and of its derivative peak (t = 1/2 and 1/2 -+ sqrt(3)/6 of
+     * the interval) and at t = 1/4.
+     *
+     * @param numPoints  the number of table points to test (at least 2)
+     * @return four numbers: the largest |W - W_table|, the largest |dW/dr - dW_table/dr| (per nm),
+     *         and, for scale, the largest |W| and |dW/dr| on the same grid
+     */
+    std::vector<double> computeFilterTabulationError(int numPoints) const;
+
+    /**
      * Copy new weights and scalar settings (cutoff, RBF, activation) into a Context.  Changes of
      * array shapes, of the number of blocks or layers, or of the particles, types, molecules or
      * exclusions cannot be copied and raise an exception; reinitialize the Context for those.
@@ -189,6 +222,7 @@ private:
     Activation activation;
     RBFType rbfType;
     bool periodic;
+    int filterTabulationPoints;
     std::string scaleName;
     std::vector<double> rbfCenters, rbfWidths, embedding;
     std::vector<std::vector<std::vector<double> > > blocks;

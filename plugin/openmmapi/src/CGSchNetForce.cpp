@@ -1,4 +1,5 @@
 #include "CGSchNetForce.h"
+#include "internal/CGSchNetFilterTable.h"
 #include "internal/CGSchNetForceImpl.h"
 #include "openmm/OpenMMException.h"
 #include <cmath>
@@ -46,7 +47,7 @@ void checkIndex(int index, int size, const string& what) {
 CGSchNetForce::CGSchNetForce(int numTypes, int numFeatures, int numFilters, int numRBF, double cutoff) :
         numTypes(numTypes), numFeatures(numFeatures), numFilters(numFilters), numRBF(numRBF), cutoff(cutoff),
         rbfLowerCutoff(0.0), defaultScale(1.0), activation(ShiftedSoftplus), rbfType(Gaussian), periodic(false),
-        scaleName("cgmlScale") {
+        filterTabulationPoints(0), scaleName("cgmlScale") {
     if (numTypes <= 0 || numFeatures <= 0 || numFilters <= 0 || numRBF <= 0) {
         stringstream msg;
         msg << "numTypes, numFeatures, numFilters and numRBF must be positive (got " << numTypes << ", " << numFeatures
@@ -256,6 +257,26 @@ void CGSchNetForce::setDefaultScale(double scale) {
 
 void CGSchNetForce::setUsesPeriodicBoundaryConditions(bool usePeriodic) {
     periodic = usePeriodic;
+}
+
+void CGSchNetForce::setFilterTabulationPoints(int numPoints) {
+    if (numPoints < 0 || numPoints == 1) {
+        stringstream msg;
+        msg << "the number of filter tabulation points must be 0 (exact filters) or at least 2 (got " << numPoints << ")";
+        fail(msg.str());
+    }
+    filterTabulationPoints = numPoints;
+}
+
+vector<double> CGSchNetForce::computeFilterTabulationError(int numPoints) const {
+    if (numPoints < 2) {
+        stringstream msg;
+        msg << "computeFilterTabulationError needs at least 2 points (got " << numPoints << ")";
+        fail(msg.str());
+    }
+    if (blocks.empty())
+        fail("the model has no interaction blocks");
+    return CGSchNetFilterTable::measureError(*this, numPoints);
 }
 
 void CGSchNetForce::validate(int numSystemParticles) const {

@@ -90,4 +90,7 @@ void CGSchNetForceImpl::checkSameStructure(const CGSchNetForce& a, const CGSchNe
         structureChanged("the periodicity");
     if (a.getScaleParameterName() != b.getScaleParameterName())
         structureChanged("the scale parameter name");
+    // The table size (and exact vs tabulated mode) fixes the kernels' buffers and code paths.
+    if (a.getFilterTabulationPoints() != b.getFilterTabulationPoints())
+        structureChanged("the number of filter tabulation points");
 }

@@ -1,23 +1,70 @@
-"""``cgml demo``."""
+"""``cgml demo``: the whole workflow on alanine dipeptide, from all-atom MD to a scored CG model."""
+
+_EPILOG = """\
+stages (each skipped when its output is complete; an interrupted demo continues where it stopped):
+  oracle      two independent all-atom sets (training, reference) of alanine dipeptide at 300 K
+  map         both to the 5 backbone beads C N CA C N
+  fit-priors  bonds, angles and a repulsion only (no torsion prior: the phi/psi landscape is learned)
+  train       force matching of a CGSchNet on the training set
+  simulate    CG replicas of the trained model and of the priors alone
+  evaluate    both against the reference set, and the noise floor (training set vs reference set)
+  summary     the table of metrics (also in OUTPUT/summary.md and summary.json)
+
+settings: the sections oracle, fit_priors, train, simulate, evaluate of openmmcgml.workflow.DEFAULTS
+(--print-config shows them all), from a YAML file or --set, e.g.
+  cgml demo --set oracle.n_steps=2000000 --set simulate.replicas=40 --output long-demo
+
+examples:
+  cgml demo                      # about 10 minutes on 2 cores, into ./cgml-demo
+  cgml demo --quick -o /tmp/d    # tiny settings: the whole chain in well under a minute
+  cgml demo --fresh train        # redo the training and everything after it
+"""
 
 
 def register(subparsers):
-    demo = subparsers.add_parser(
+    import argparse
+
+    from .._config import add_config_arguments
+
+    parser = subparsers.add_parser(
         "demo",
-        help="run a CG chain with a CGSchNet force on every available platform",
-        description="Build a coarse-grained chain (harmonic bonds + a randomly initialised CGSchNet), "
-        "check that every platform gives the Reference energy, run Langevin dynamics and print steps/s.",
+        help="the whole workflow on alanine dipeptide: AA oracle -> CG map -> priors -> training -> CG simulation "
+        "-> evaluation against the AA reference (about 10 minutes)",
+        description="Run every stage of the workflow on alanine dipeptide with small built-in settings and print a "
+        "table of metrics (phi/psi JS distances, TICA W1, ...) for the trained model, for the priors alone, and "
+        "for two independent all-atom sets (the noise floor). Resumable; see openmmcgml.workflow.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    demo.add_argument("--beads", type=int, default=10, help="beads per chain (default 10)")
-    demo.add_argument("--replicas", type=int, default=1, help="chains in one Context, as separate molecules (default 1)")
-    demo.add_argument("--steps", type=int, default=1000, help="steps per platform (default 1000)")
-    demo.add_argument("--platforms", nargs="*", default=None, help="platforms to run (default: every one with the plugin's kernels)")
-    demo.add_argument("--seed", type=int, default=0)
-    demo.set_defaults(func=run)
+    add_config_arguments(parser)
+    parser.add_argument("-o", "--output", default="cgml-demo", help="output folder (default ./cgml-demo)")
+    parser.add_argument("--quick", action="store_true", help="tiny settings (seconds per stage; for tests)")
+    parser.add_argument("--fresh", nargs="?", const="all", default=None, metavar="STAGE",
+                        help="start over: delete the demo's files in the output folder (or, with a stage name, "
+                        "redo that stage and the ones after it)")
+    parser.set_defaults(func=run)
 
 
 def run(args):
-    from ..demo import run_platform_demo
+    from .._config import run_command
 
-    run_platform_demo(n_beads=args.beads, n_replicas=args.replicas, n_steps=args.steps, platforms=args.platforms, seed=args.seed)
+    return run_command("demo", _run, args)
+
+
+def _run(args):
+    from .._config import format_config, load_config
+    from ..workflow import demo_config, run_alanine_demo
+
+    given = load_config(args.config) if args.config else {}
+    config = demo_config(given, quick=args.quick, overrides=args.overrides)
+    if args.print_config:
+        print(format_config(config))
+        return 0
+    fresh = args.fresh
+    if fresh is not None and fresh != "all":
+        from ..workflow import STAGES
+
+        if fresh not in STAGES:
+            raise ValueError(f"--fresh takes no stage or one of {', '.join(STAGES)} (got {fresh!r})")
+    run_alanine_demo(args.output, config, fresh=fresh or False, progress=not args.quiet)
     return 0

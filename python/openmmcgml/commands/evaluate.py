@@ -35,8 +35,11 @@ def register(subparsers):
     parser.set_defaults(func=run)
 
 
-def run_config(config: dict, print_fn=print) -> dict:
-    """Evaluate as described by a config dict (the keys of :data:`DEFAULTS`); returns the metrics."""
+def run_config(config: dict, print_fn=print, listing: bool = True) -> dict:
+    """Evaluate as described by a config dict (the keys of :data:`DEFAULTS`); returns the metrics.
+
+    ``listing=False`` leaves out the table of metrics (they are in ``metrics.json``).
+    """
     from ..analysis import format_metrics, report
 
     for key in ("reference", "samples"):
@@ -45,14 +48,25 @@ def run_config(config: dict, print_fn=print) -> dict:
     options = {k: config[k] for k in ("kind", "native", "lagtime", "discard", "reference_stride", "stride",
                                       "temperature", "bins", "n_tics", "bounds", "max_kde_samples", "q_cutoff", "plots")}
     metrics = report(config["reference"], config["samples"], config["output"], **options)
-    print_fn(format_metrics(metrics))
+    if listing:
+        print_fn(format_metrics(metrics))
     if config["output"]:
         print_fn(f"plots and metrics.json in {config['output']}")
     return metrics
 
 
 def run(args):
-    from .._config import load_config
+    from .._config import run_command
 
-    run_config(load_config(args.config, args.overrides, DEFAULTS))
+    return run_command("evaluate", _run, args)
+
+
+def _run(args):
+    from .._config import format_config, load_config
+
+    config = load_config(args.config, args.overrides, DEFAULTS, what="evaluate")
+    if args.print_config:
+        print(format_config(config))
+        return 0
+    run_config(config, listing=not args.quiet)
     return 0

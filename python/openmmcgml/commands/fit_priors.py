@@ -31,8 +31,11 @@ def register(subparsers):
     parser.set_defaults(func=run)
 
 
-def run_config(config: dict, print_fn=print):
-    """Fit priors as a config dict (the keys of :data:`DEFAULTS`) describes; returns the PriorSet."""
+def run_config(config: dict, print_fn=print, listing: bool = True):
+    """Fit priors as a config dict (the keys of :data:`DEFAULTS`) describes; returns the PriorSet.
+
+    ``listing=False`` prints the one-line summary without the table of fitted parameters.
+    """
     import os
 
     from ..priors import fit_priors
@@ -58,7 +61,7 @@ def run_config(config: dict, print_fn=print):
     priors.save(output)
     print_fn(f"fitted {priors} on {data['n_frames']} frames at {temperature} K -> {output}")
     names = data["bead_names"] or [str(i) for i in range(priors.n_beads)]
-    for name, term in priors.terms.items():
+    for name, term in (priors.terms.items() if listing else ()):
         for row, beads in enumerate(term.indices.tolist()):
             label = "-".join(names[b] for b in beads)
             values = ", ".join(f"{key}={_short(value[row])}" for key, value in term.parameters.items())
@@ -101,7 +104,17 @@ def _plot(priors, coordinates, path, max_columns=4):
 
 
 def run(args):
-    from .._config import load_config
+    from .._config import run_command
 
-    run_config(load_config(args.config, args.overrides, DEFAULTS))
+    return run_command("fit-priors", _run, args)
+
+
+def _run(args):
+    from .._config import format_config, load_config
+
+    config = load_config(args.config, args.overrides, DEFAULTS, what="fit-priors")
+    if args.print_config:
+        print(format_config(config))
+        return 0
+    run_config(config, listing=not args.quiet)
     return 0

@@ -6,7 +6,9 @@ settings (YAML or --set):
   output       coarse-grained file to create
   map          alanine-dipeptide | ca | residue-com | {kind: atoms, atoms: [..]} | {kind: com, groups: [[..], ..]}
                (default: the built-in system's map, else ca)
-  force_map    aggregate (default; sums each constraint group) | slice (naive; refused when constraints touch mapped atoms)
+  force_map    aggregate (default; sums each constraint group) | partition (every atom's force to the bead
+               carrying its mass: same mean force, far less noise) | slice (naive; refused when constraints
+               touch mapped atoms)
   overwrite, chunk_frames, compression, coordinate_decimals, force_decimals
 
 examples:
@@ -14,11 +16,24 @@ examples:
   cgml map --set input=aa.h5 --set output=cg.h5 --set map=ca
 """
 
-_KEYS = ("input", "output", "map", "force_map", "overwrite", "chunk_frames", "compression", "coordinate_decimals", "force_decimals")
+#: Every setting of a map config, with its default (examples/configs/map-alanine.yaml).
+DEFAULTS = {
+    "input": None,                 # all-atom trajectory file (cgml oracle's output)
+    "output": None,                # coarse-grained file to create
+    "map": None,                   # None: the built-in system's map, else ca
+    "force_map": None,             # None: the map's own (aggregate); or aggregate | partition | slice
+    "overwrite": False,            # replace an existing output file
+    "chunk_frames": 1000,          # frames read and written at a time
+    "compression": "gzip",
+    "coordinate_decimals": None,   # lossy rounding of the stored coordinates (None: exact float32)
+    "force_decimals": None,
+}
 
 
 def register(subparsers):
     import argparse
+
+    from .._config import add_config_arguments
 
     parser = subparsers.add_parser(
         "map",
@@ -28,40 +43,39 @@ def register(subparsers):
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("config", nargs="?", help="YAML file of settings (optional when --set gives them)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a setting (value read as YAML); repeatable")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_config_arguments(parser)
     parser.set_defaults(func=run)
 
 
-def run(args):
-    """Run the command; bad settings or files end with a one-line error and exit status 2."""
-    import sys
+def run_config(config: dict, print_fn=print, progress=True):
+    """Map as a config dict (the keys of :data:`DEFAULTS`) describes; returns the new file's ``TrajectoryInfo``."""
+    from ..mapping.apply import map_trajectory_file
 
-    try:
-        return _run(args)
-    except (ValueError, FileNotFoundError, FileExistsError) as error:
-        print(f"cgml map: error: {error}", file=sys.stderr)
-        return 2
+    for key in ("input", "output"):
+        if not config.get(key):
+            raise ValueError(f"the map setting {key!r} is required")
+    info = map_trajectory_file(
+        config["input"], config["output"], config["map"], force_map=config["force_map"],
+        overwrite=bool(config["overwrite"]), chunk_frames=config["chunk_frames"], compression=config["compression"],
+        coordinate_decimals=config["coordinate_decimals"], force_decimals=config["force_decimals"], progress=progress,
+    )
+    print_fn(f"{info.n_frames} frames of {info.n_particles} beads written to {info.path} (map "
+             f"{info.metadata.mapping['name']}, force map {info.metadata.mapping['force_map']})")
+    return info
+
+
+def run(args):
+    from .._config import run_command
+
+    return run_command("map", _run, args)
 
 
 def _run(args):
-    from ..data.config import load_config
-    from ..mapping.apply import map_trajectory_file
+    from .._config import format_config, load_config
 
-    settings = load_config(args.config, args.overrides)
-    unknown = sorted(set(settings) - set(_KEYS))
-    if unknown:
-        raise ValueError(f"unknown map setting(s) {', '.join(unknown)}; known settings: {', '.join(_KEYS)}")
-    for key in ("input", "output"):
-        if not settings.get(key):
-            raise ValueError(f"the map setting {key!r} is required")
-    options = {key: settings[key] for key in ("chunk_frames", "compression", "coordinate_decimals", "force_decimals") if key in settings}
-    info = map_trajectory_file(
-        settings["input"], settings["output"], settings.get("map"), force_map=settings.get("force_map"),
-        overwrite=bool(settings.get("overwrite", False)), progress=not args.quiet, **options,
-    )
-    print(f"{info.n_frames} frames of {info.n_particles} beads written to {info.path} (map {info.metadata.mapping['name']}, "
-          f"force map {info.metadata.mapping['force_map']})")
+    config = load_config(args.config, args.overrides, DEFAULTS, what="map")
+    if args.print_config:
+        print(format_config(config))
+        return 0
+    run_config(config, progress=not args.quiet)
     return 0

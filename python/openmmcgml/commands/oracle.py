@@ -15,6 +15,8 @@ the output files and the checkpoint).  Settings: see openmmcgml.data.OracleConfi
 def register(subparsers):
     import argparse
 
+    from .._config import add_config_arguments
+
     parser = subparsers.add_parser(
         "oracle",
         help="run all-atom OpenMM MD of a peptide, saving coordinates and forces to HDF5 (resumable)",
@@ -24,46 +26,43 @@ def register(subparsers):
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("config", nargs="?", help="YAML file of settings (optional when --set gives them)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a setting (value read as YAML); repeatable")
+    add_config_arguments(parser)
     parser.add_argument("--resume-from", metavar="CHECKPOINT", help="continue the run of a checkpoint file with its stored settings")
     parser.add_argument("--no-resume", action="store_true", help="fail instead of continuing when a checkpoint exists")
     parser.add_argument("--overwrite", action="store_true", help="replace output files that exist without a checkpoint")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.add_argument("--print-config", action="store_true", help="print the complete settings and exit")
     parser.set_defaults(func=run)
 
 
 def run(args):
     """Run the command; bad settings or files end with a one-line error and exit status 2."""
-    import sys
+    from .._config import run_command
 
-    try:
-        return _run(args)
-    except (ValueError, FileNotFoundError, FileExistsError) as error:
-        print(f"cgml oracle: error: {error}", file=sys.stderr)
-        return 2
+    return run_command("oracle", _run, args)
 
 
 def _run(args):
-    import json
     import logging
 
-    from ..data.config import apply_overrides, load_config
+    from .._config import apply_overrides, format_config, load_config
     from ..data.oracle import OracleConfig, resume_oracle, run_oracle
 
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
     progress = not args.quiet
     if args.resume_from:
         if args.config:
-            raise SystemExit("cgml oracle: give either a config or --resume-from, not both")
+            raise ValueError("give either a config or --resume-from, not both")
+        if args.print_config:
+            from ..data import read_checkpoint
+
+            stored = apply_overrides(read_checkpoint(args.resume_from).info["config"], args.overrides)
+            print(format_config(stored))
+            return 0
         changes = apply_overrides({}, args.overrides)
         result = resume_oracle(args.resume_from, progress=progress, **changes)
     else:
         config = OracleConfig.from_dict(load_config(args.config, args.overrides))
         if args.print_config:
-            print(json.dumps(config.resolved().to_dict(), indent=2))
+            print(format_config(config.resolved().to_dict()))
             return 0
         result = run_oracle(config, resume=not args.no_resume, overwrite=args.overwrite, progress=progress)
     print(result.summary())

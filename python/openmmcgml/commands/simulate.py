@@ -99,8 +99,19 @@ def run_config(config: dict, print_fn=print) -> dict:
 
 
 def run(args):
-    from .._config import load_config
+    from .._config import run_command
 
-    config = load_config(args.config, args.overrides, DEFAULTS)
+    return run_command("simulate", _run, args)
+
+
+def _run(args):
+    from .._config import format_config, load_config
+
+    config = load_config(args.config, args.overrides, DEFAULTS, what="simulate")
+    if args.print_config:
+        print(format_config(config))
+        return 0
+    if args.quiet:
+        config["progress"] = False
     run_config(config)
     return 0

@@ -35,6 +35,7 @@ TRAINING_DEFAULTS = {
     "seed": 0,
     "num_threads": None,
     "eval_batch_size": 256,
+    "dihedral_sines": 0,       # N > 0: learn sin(n phi) terms, n <= N, with the network (chirality; see ForceMatching)
 }
 
 #: Every setting of a train config, with its default (examples/configs/train-alanine.yaml).
@@ -69,16 +70,6 @@ def register(subparsers):
     parser.set_defaults(func=run)
 
 
-def _section(config: dict, name: str, defaults: dict) -> dict:
-    given = config.get(name) or {}
-    if not isinstance(given, dict):
-        raise ValueError(f"'{name}' must be a mapping of settings")
-    unknown = sorted(set(given) - set(defaults))
-    if unknown:
-        raise ValueError(f"unknown {name} setting(s) {', '.join(unknown)}; known: {', '.join(sorted(defaults))}")
-    return {**defaults, **given}
-
-
 def run_config(config: dict, print_fn=print):
     """Train as a config dict (the keys of :data:`DEFAULTS`) describes; returns the saved CGModel."""
     import os
@@ -89,10 +80,11 @@ def run_config(config: dict, print_fn=print):
     from ..cgmodel import CGModel
     from ..models import CGSchNet
     from ..priors import PriorSet
+    from .._config import merge_section
     from ..training import ForceMatching, read_cg_dataset
 
-    model_settings = _section(config, "model", MODEL_DEFAULTS)
-    settings = _section(config, "training", TRAINING_DEFAULTS)
+    model_settings = merge_section(config, "model", MODEL_DEFAULTS)
+    settings = merge_section(config, "training", TRAINING_DEFAULTS)
     if not config.get("data"):
         raise ValueError("the config needs 'data': the path of a coarse-grained HDF5 dataset")
     data = read_cg_dataset(config["data"], stride=config["stride"])
@@ -164,7 +156,21 @@ def run_config(config: dict, print_fn=print):
 
 
 def run(args):
-    from .._config import load_config
+    from .._config import run_command
 
-    run_config(load_config(args.config, args.overrides, DEFAULTS))
+    return run_command("train", _run, args)
+
+
+def _run(args):
+    from .._config import format_config, load_config, merge_section
+
+    config = load_config(args.config, args.overrides, DEFAULTS, what="train")
+    if args.print_config:
+        config["model"] = merge_section(config, "model", MODEL_DEFAULTS)
+        config["training"] = merge_section(config, "training", TRAINING_DEFAULTS)
+        print(format_config(config))
+        return 0
+    if args.quiet:
+        config["progress"] = False
+    run_config(config)
     return 0

@@ -6,8 +6,9 @@ Modules, one job each:
 - :mod:`~openmmcgml.data.systems`: the built-in systems (alanine dipeptide, chignolin CLN025);
 - :mod:`~openmmcgml.data.oracle`: the all-atom OpenMM runs (:func:`run_oracle`, :func:`generate_oracle`);
 - :mod:`~openmmcgml.data.checkpoint`: portable checkpoints of those runs;
-- :mod:`~openmmcgml.data.trajectory`: the HDF5 trajectory format (``docs/data-format.md``);
-- :mod:`~openmmcgml.data.config`: YAML configs with ``key=value`` overrides.
+- :mod:`~openmmcgml.data.trajectory`: the HDF5 trajectory format (``docs/data-format.md``).
+
+``load_config`` (YAML configs with ``KEY=VALUE`` overrides) is the one every ``cgml`` command uses.
 
 Examples
 --------
@@ -21,7 +22,7 @@ Examples
 """
 
 from .checkpoint import Checkpoint, read_checkpoint, write_checkpoint
-from .config import load_config
+from .._config import load_config
 from .oracle import (
     DEFAULT_FORCEFIELD,
     OracleConfig,

@@ -111,7 +111,8 @@ class OracleConfig:
         The CG map (:func:`openmmcgml.mapping.build_map`); default: the built-in system's map or
         ``"ca"``.
     force_map : str
-        ``"aggregate"`` (default, correct with constraints) or ``"slice"``.
+        ``"aggregate"`` (default, correct with constraints), ``"partition"`` (also correct, and
+        much less noisy: every atom's force goes to the bead that carries its mass) or ``"slice"``.
     forcefield : list of str
         OpenMM force-field files (default amber99sbildn + OBC implicit solvent).
     temperature : float, optional
@@ -243,8 +244,10 @@ class OracleConfig:
             raise ValueError(f"hydrogen_mass must be a positive number of amu, not {self.hydrogen_mass!r}")
         if str(self.constraints).lower() not in _CONSTRAINTS and self.constraints is not None:
             raise ValueError(f"constraints must be one of HBonds, AllBonds, HAngles, none; not {self.constraints!r}")
-        if self.force_map not in ("aggregate", "slice"):
-            raise ValueError(f"force_map must be 'aggregate' or 'slice', not {self.force_map!r}")
+        from ..mapping.forcemap import FORCE_MAPS
+
+        if self.force_map not in FORCE_MAPS:
+            raise ValueError(f"force_map must be one of {', '.join(FORCE_MAPS)}, not {self.force_map!r}")
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer))):
             raise ValueError(f"seed must be an integer or null, not {self.seed!r}")
         if self.system:

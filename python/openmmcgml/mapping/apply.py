@@ -106,7 +106,7 @@ def map_trajectory_file(
         Anything :func:`~openmmcgml.mapping.build_map` takes; default: the built-in system's map,
         or ``"ca"``.
     force_map : str, optional
-        Override the force map (``"aggregate"`` or ``"slice"``).
+        Override the force map (``"aggregate"``, ``"partition"`` or ``"slice"``).
     chunk_frames : int, optional
         Frames read and written at a time.
     overwrite : bool, optional

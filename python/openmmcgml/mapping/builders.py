@@ -9,7 +9,8 @@
 - :func:`build_map`: any of these by name or from a description dict (for configs).
 
 Every builder takes the oracle's constraints (pairs of atom indices) and builds the force map
-named by ``force_map`` (default ``"aggregate"``, correct with constraints; see
+named by ``force_map`` (default ``"aggregate"``, correct with constraints; ``"partition"``, also
+correct and much less noisy, gives each bead the forces of every atom whose mass it carries; see
 :mod:`openmmcgml.mapping.forcemap`).
 
 Bead types. Amino-acid beads are typed by residue with a fixed vocabulary, the 20 standard amino
@@ -72,9 +73,10 @@ def _masses(topology):
     return np.asarray(masses)
 
 
-def _partition_masses(topology, bead_atom_sets, masses):
-    """Give each atom's mass to the bead nearest along bonds (multi-source BFS, ties to the lower bead)."""
-    n_atoms = len(masses)
+def _partition_atoms(topology, bead_atom_sets):
+    """The bead of each atom: the one nearest along bonds (multi-source BFS, ties to the lower bead);
+    -1 for atoms bonded to no bead."""
+    n_atoms = topology.getNumAtoms()
     neighbours = [[] for _ in range(n_atoms)]
     for a, b in topology.bonds():
         neighbours[a.index].append(b.index)
@@ -92,6 +94,12 @@ def _partition_masses(topology, bead_atom_sets, masses):
             if owner[other] == -1:
                 owner[other] = owner[atom]
                 queue.append(other)
+    return owner
+
+
+def _partition_masses(topology, bead_atom_sets, masses):
+    """Give each atom's mass to the bead nearest along bonds (see :func:`_partition_atoms`)."""
+    owner = _partition_atoms(topology, bead_atom_sets)
     bead_masses = np.zeros(len(bead_atom_sets))
     np.add.at(bead_masses, owner[owner >= 0], masses[owner >= 0])
     return bead_masses
@@ -100,8 +108,9 @@ def _partition_masses(topology, bead_atom_sets, masses):
 def _finish(topology, C, bead_names, bead_types, type_names, residues, elements, constraints, force_map, name, coordinate_map, check):
     if force_map not in FORCE_MAPS:
         raise ValueError(f"unknown force map {force_map!r}; choose one of {', '.join(FORCE_MAPS)}")
-    W = force_weights(C, constraints, force_map)
-    masses = _partition_masses(topology, [np.flatnonzero(row) for row in C], _masses(topology))
+    bead_atoms = [np.flatnonzero(row) for row in C]
+    W = force_weights(C, constraints, force_map, owners=_partition_atoms(topology, bead_atoms) if force_map == "partition" else None)
+    masses = _partition_masses(topology, bead_atoms, _masses(topology))
     chain_of = {atom.index: atom.residue.chain.index for atom in topology.atoms()}
     first_atoms = [int(np.flatnonzero(row)[0]) for row in C]
     bonds = [(i, i + 1) for i in range(len(C) - 1) if chain_of[first_atoms[i]] == chain_of[first_atoms[i + 1]]]
@@ -154,7 +163,7 @@ def slice_map(
         Atom index of each bead, in bead order.
     constraints : array_like, optional
         Constrained atom pairs of the oracle's System.
-    force_map : {"aggregate", "slice"}
+    force_map : {"aggregate", "partition", "slice"}
         See :mod:`openmmcgml.mapping.forcemap`.
     bead_names, bead_types, type_names : optional
         Default: atom names, one type per distinct atom name.

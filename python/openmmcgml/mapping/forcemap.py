@@ -20,6 +20,16 @@ the sliced force is then not the gradient of any CG free energy. The "aggregate"
 default gives each bead the sum of the forces of the constraint groups of its atoms (the heavy
 atom plus its constrained hydrogens), which satisfies both conditions.
 
+Condition 1 says nothing about atoms outside every bead, so their forces may be added too, and
+every such map has the same mean, the mean force. What differs is the noise. The "partition"
+map gives every atom's force to the bead that carries its mass (the bead nearest along bonds):
+a carbonyl C bead gets C + O, a CA bead the whole side chain. The bonded forces inside such a
+group (C=O stretching, the CB-H bonds) cancel, which removes most of the noise of the mapped
+forces: for alanine dipeptide's 5 backbone beads the variance of the mapped forces about the
+prior forces drops five-fold (557,000 to 115,000 (kJ/mol/nm)^2 per component, 300 K), so force
+matching needs about five times fewer frames for the same accuracy. (The statistically optimal
+constant map of Kraemer et al., fitted to the same data, does only 1% better there.)
+
 Examples
 --------
 >>> import numpy as np
@@ -45,13 +55,15 @@ __all__ = [
     "check_force_map",
     "constraint_groups",
     "force_weights",
+    "partition_force_weights",
     "slice_force_weights",
     "system_constraints",
 ]
 
-#: Force maps :func:`force_weights` knows: "aggregate" (constraint-aware, the default) and
-#: "slice" (each bead's own atoms; correct only when no constraint crosses a bead's atom set).
-FORCE_MAPS = ("aggregate", "slice")
+#: Force maps :func:`force_weights` knows: "aggregate" (constraint-aware, the default),
+#: "partition" (every atom's force to the bead that carries its mass; least noisy) and "slice"
+#: (each bead's own atoms; correct only when no constraint crosses a bead's atom set).
+FORCE_MAPS = ("aggregate", "partition", "slice")
 
 
 def system_constraints(system):
@@ -143,10 +155,63 @@ def aggregate_force_weights(coordinate_weights, constraints):
     return weights
 
 
-def force_weights(coordinate_weights, constraints=None, force_map="aggregate"):
-    """Force weights ``W`` for a coordinate map ``C`` by the named rule (see :data:`FORCE_MAPS`)."""
+def partition_force_weights(coordinate_weights, owners, constraints=None):
+    """The low-noise force map: each bead sums the forces of every atom it owns.
+
+    Parameters
+    ----------
+    coordinate_weights : array_like
+        ``C``, shape ``(n_beads, n_atoms)``.
+    owners : array_like of int, shape (n_atoms,)
+        The bead of each atom (-1: none), e.g. the bead nearest along bonds, which carries the
+        atom's mass. Every atom of a bead's coordinate map must belong to that bead.
+    constraints : array_like, optional
+        Constrained atom pairs: the atoms of a constraint group must share one owner (true for
+        hydrogens, which have one bonded neighbour).
+
+    Raises
+    ------
+    ValueError
+        If an atom of a bead's coordinate map belongs to another bead, or a constraint group is
+        split between beads.
+
+    Examples
+    --------
+    >>> C = np.array([[1.0, 0, 0, 0], [0, 0, 1.0, 0]])       # beads at atoms 0 and 2
+    >>> partition_force_weights(C, [0, 0, 1, 1]).tolist()
+    [[1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 1.0]]
+    """
+    coordinate_weights = np.asarray(coordinate_weights, dtype=np.float64)
+    n_beads, n_atoms = coordinate_weights.shape
+    owners = np.asarray(owners, dtype=np.int64)
+    if owners.shape != (n_atoms,):
+        raise ValueError(f"owners must give one bead per atom ({n_atoms}), not shape {owners.shape}")
+    for bead in range(n_beads):
+        foreign = [int(a) for a in np.flatnonzero(coordinate_weights[bead]) if owners[a] != bead]
+        if foreign:
+            raise ValueError(f"atom {foreign[0]} is in the coordinate map of bead {bead} but belongs to bead "
+                             f"{int(owners[foreign[0]])}")
+    for i, j in _pairs(constraints):
+        if owners[i] != owners[j]:
+            raise ValueError(f"atoms {int(i)} and {int(j)} are constrained but belong to beads {int(owners[i])} and "
+                             f"{int(owners[j])}; the partition force map cannot cancel that constraint force")
+    weights = np.zeros_like(coordinate_weights)
+    owned = owners >= 0
+    weights[owners[owned], np.flatnonzero(owned)] = 1.0
+    return weights
+
+
+def force_weights(coordinate_weights, constraints=None, force_map="aggregate", owners=None):
+    """Force weights ``W`` for a coordinate map ``C`` by the named rule (see :data:`FORCE_MAPS`).
+
+    ``owners`` (the bead of each atom) is needed by ``"partition"`` only.
+    """
     if force_map == "aggregate":
         return aggregate_force_weights(coordinate_weights, constraints)
+    if force_map == "partition":
+        if owners is None:
+            raise ValueError("the partition force map needs the bead of each atom (owners)")
+        return partition_force_weights(coordinate_weights, owners, constraints)
     if force_map == "slice":
         return slice_force_weights(coordinate_weights)
     raise ValueError(f"unknown force map {force_map!r}; choose one of {', '.join(FORCE_MAPS)}")

@@ -13,61 +13,77 @@
 namespace OpenMMCGML {
 
 /**
- * Evaluates a CGSchNetForce with the Common-Compute kernels shared by the CUDA, OpenCL and HIP
- * platforms.
+ * Evaluates a CGSchNetForce with the Common-Compute kernels (kernels/cgschnet.cc) shared by the
+ * CUDA, OpenCL and HIP platforms.
  *
- * Each step runs a forward pass over all candidate pairs (pairs beyond the cutoff are masked), keeps
- * the intermediates of every interaction block on the device, and then runs the reverse pass.  Sums
- * over neighbours are gathered per bead in a fixed order and forces go into OpenMM's fixed-point
- * buffer, so repeated evaluations give identical forces.  Nothing is downloaded during a step.
+ * An evaluation is a fixed sequence of stages (see the kernel source): compaction of the pairs
+ * inside the cutoff, the filters of every block for all active pairs at once, one stage per
+ * interaction block forward and one per block in reverse, 2L+2 stages for L blocks (one more for
+ * more than 8192 candidate pairs).  Each stage is one kernel launch, or, where the platform lets
+ * every work group of a grid wait for the others (CUDA and HIP), all stages run in a single launch
+ * separated by grid-wide barriers.  Nothing is downloaded during an evaluation, sums are gathered
+ * in a fixed order and forces go into OpenMM's fixed-point buffer, so repeated evaluations give
+ * identical results.
+ *
+ * Developer settings (tuning on a new device) are read from the environment variable
+ * OPENMM_CGML_COMMON_TUNING when a Context is created, as comma-separated key=value pairs:
+ * singleLaunch=0|1 (use the grid-barrier single launch where the platform allows it; the default
+ * picks it for small systems), groups=N (work groups of the single launch), tilePairs=N,
+ * tileBeads=N (pairs and beads per work-group item).
  */
 class CommonCalcCGSchNetForceKernel : public CalcCGSchNetForceKernel {
 public:
-    CommonCalcCGSchNetForceKernel(std::string name, const OpenMM::Platform& platform, OpenMM::ComputeContext& cc);
+    /**
+     * @param computeUnits  the number of compute units (multiprocessors) on which every work group
+     *                      of a grid can be resident at once and wait for the others, or 0 where
+     *                      the platform gives no such guarantee (OpenCL): then every stage is its
+     *                      own launch
+     */
+    CommonCalcCGSchNetForceKernel(std::string name, const OpenMM::Platform& platform, OpenMM::ComputeContext& cc, int computeUnits=0);
     ~CommonCalcCGSchNetForceKernel();
     void initialize(const OpenMM::System& system, const CGSchNetForce& force);
     double execute(OpenMM::ContextImpl& context, bool includeForces, bool includeEnergy);
     void copyParametersToContext(OpenMM::ContextImpl& context, const CGSchNetForce& force);
 private:
     class ForceInfo;
+    void chooseDecomposition();
     void compileProgram();
     void createKernels();
     void uploadParameters(const CGSchNetForce& force);
     void initializeReal(OpenMM::ComputeArray& array, size_t size, const std::string& name);
-    void uploadReal(OpenMM::ComputeArray& array, const std::vector<double>& values);
     void setRealArg(OpenMM::ComputeKernel& kernel, int index, double value);
     void setBoxArgs(OpenMM::ComputeKernel& kernel, int index);
 
     OpenMM::ComputeContext& cc;
+    int computeUnits;
     bool kernelsCreated;
-    int numBeads, numPairs, numTypes, numRBF, numFilters, numFeatures, numBlocks;
+    int numBeads, numCandidates, pairCapacity, numTypes, numRBF, numFilters, numFeatures, numBlocks, tablePoints;
     std::vector<int> outputSizes;     // the outputs of each output layer; the inputs of layer 0 are numFeatures
-    double cutoff, lowerCutoff;
+    double cutoff;
     CGSchNetForce::Activation activation;
     CGSchNetForce::RBFType rbfType;
     bool usePeriodic;
     std::string scaleParameterName;
 
+    // How the work is split: items per work group and the launch mode.
+    int workGroupSize, tilePairs, tileBeads, chunkItems, numChunks, scratchSize;
+    bool singleLaunch;
+    int singleLaunchGroups, numStageBarriers;
+    unsigned int barrierBase;
+    std::vector<int> parameterOffsets;   // named offsets into the parameter array, see uploadParameters()
+
     // Topology.
-    OpenMM::ComputeArray particles, beadTypes, pairBeads, neighborStart, neighborPair, neighborOther;
-    // Parameters: each block's nine arrays are packed into one array (offsets are compile-time constants).
-    OpenMM::ComputeArray rbfCenters, rbfWidths, embedding;
-    std::vector<OpenMM::ComputeArray> blockParams, outputWeights, outputBiases;
-    // Per-pair geometry and basis, refreshed each step.
-    OpenMM::ComputeArray pairGeometry, pairCutoff, pairActive, rbf, rbfDerivative;
-    // What the reverse pass needs from each block.
-    std::vector<OpenMM::ComputeArray> blockQ, blockW0, blockY, blockZ;
-    std::vector<OpenMM::ComputeArray> outputPreActivation, outputActivated, outputGradient;
-    // Work space shared by the blocks.
-    OpenMM::ComputeArray features, featureGradient, beadFilterWork1, beadFilterWork2, beadFeatureWork;
-    OpenMM::ComputeArray pairFilterWork1, pairFilterWork2, pairRBFWork, pairDerivative, ones;
+    OpenMM::ComputeArray particles, beadTypes, candidatePairs, candidateStart, candidatePair, candidateOther;
+    // All weights and scalar settings in one array, and the layout of the output network.
+    OpenMM::ComputeArray params, outputLayout;
+    // Per step: compaction, per-pair filters, neighbour lists and per-bead intermediates.
+    OpenMM::ComputeArray activeMasks, chunkCounts, counters, pairSlot, activeGeometry, filterW, filterD;
+    OpenMM::ComputeArray neighborCount, neighborEntries;
+    OpenMM::ComputeArray features, gradients, projected, updates, messageGradients;
 
     OpenMM::ComputeProgram program;
-    OpenMM::ComputeKernel pairsKernel, embedKernel, energyKernel, forceKernel;
-    std::vector<OpenMM::ComputeKernel> filter1Kernels, filter2Kernels, projectKernels, gatherKernels, update1Kernels, update2Kernels;
-    std::vector<OpenMM::ComputeKernel> updateBackward2Kernels, updateBackward1Kernels, filterGradientKernels, filterBackward2Kernels,
-                                       filterBackward1Kernels, pairDerivativeKernels, gatherGradientKernels, projectBackwardKernels;
-    std::vector<OpenMM::ComputeKernel> outputKernels, outputBackwardKernels;
+    OpenMM::ComputeKernel countKernel, compactKernel, filterKernel, forwardKernel, lastForwardKernel, backwardKernel, firstBackwardKernel;
+    OpenMM::ComputeKernel singleKernel;
 };
 
 } // namespace OpenMMCGML

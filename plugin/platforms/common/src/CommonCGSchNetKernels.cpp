@@ -1,5 +1,6 @@
 #include "CommonCGSchNetKernels.h"
 #include "CommonCGMLKernelSources.h"
+#include "internal/CGSchNetFilterTable.h"
 #include "internal/CGSchNetTopology.h"
 #include "openmm/OpenMMException.h"
 #include "openmm/common/ComputeForceInfo.h"
@@ -9,6 +10,7 @@
 #include <algorithm>
 #include <climits>
 #include <cmath>
+#include <cstdlib>
 #include <map>
 #include <sstream>
 
@@ -57,20 +59,31 @@ private:
 
 namespace {
 
-// Offsets of the nine arrays of one interaction block inside its packed parameter array, in the
-// order of CGSchNetForce::BlockArray.
-vector<int> blockOffsets(int numRBF, int numFilters, int numFeatures) {
-    int sizes[9] = {numRBF*numFilters, numFilters, numFilters*numFilters, numFilters, numFeatures*numFilters,
-                    numFilters*numFeatures, numFeatures, numFeatures*numFeatures, numFeatures};
-    vector<int> offsets(10, 0);
-    for (int i = 0; i < 9; i++)
-        offsets[i+1] = offsets[i]+sizes[i];
-    return offsets;
-}
+// The kernels' argument list (STAGE_PARAMETERS in cgschnet.cc, then two per-launch values).
+enum KernelArgument {
+    ArgPosq, ArgParticles, ArgBeadTypes, ArgCandidatePairs, ArgCandidateStart, ArgCandidatePair, ArgCandidateOther,
+    ArgParams, ArgOutputLayout, ArgActiveMasks, ArgChunkCounts, ArgCounters, ArgPairSlot, ArgActiveGeometry,
+    ArgFilterW, ArgFilterD, ArgNeighborCount, ArgNeighborEntries, ArgFeatures, ArgGradients,
+    ArgProjected, ArgUpdates, ArgMessageGradients, ArgForceBuffers, ArgEnergyBuffer, ArgEnergyParamDerivs,
+    ArgNumDerivs, ArgDerivIndex, ArgScale, ArgIncludeForces, ArgBox, ArgBlock = ArgBox+5, ArgBarrierBase
+};
+
+// Named offsets into the parameter array.
+enum ParameterOffset {
+    RBFCenters, RBFWidths, Embedding, FirstProjection, Blocks, BlockStride, OutputLayers, Table, Total,
+    // within one block
+    A1, A1B, A2, A2B, B, C1, C1B, C2, C2B, BT, C1T, C2T, NumOffsets
+};
+// Scalars at the start of the parameter array.
+const int ScalarCutoff = 0, ScalarLowerCutoff = 1, ScalarAlpha = 2, ScalarTableInvSpacing = 3, NumScalars = 4;
 
 // An array of at least one element: devices reject empty buffers.
 size_t atLeastOne(size_t size) {
     return max(size, (size_t) 1);
+}
+
+int roundUp4(int n) {
+    return max(4, 4*((n+3)/4));
 }
 
 template <class T>
@@ -79,10 +92,27 @@ void uploadPadded(ComputeArray& array, vector<T> values) {
     array.upload(values);
 }
 
+// The developer settings of OPENMM_CGML_COMMON_TUNING ("key=value,key=value").
+map<string, int> readTuning() {
+    map<string, int> settings;
+    const char* text = getenv("OPENMM_CGML_COMMON_TUNING");
+    if (text == NULL)
+        return settings;
+    stringstream stream(text);
+    string item;
+    while (getline(stream, item, ',')) {
+        size_t equals = item.find('=');
+        if (equals != string::npos)
+            settings[item.substr(0, equals)] = atoi(item.substr(equals+1).c_str());
+    }
+    return settings;
+}
+
 } // namespace
 
-CommonCalcCGSchNetForceKernel::CommonCalcCGSchNetForceKernel(string name, const Platform& platform, ComputeContext& cc) :
-        CalcCGSchNetForceKernel(name, platform), cc(cc), kernelsCreated(false) {
+CommonCalcCGSchNetForceKernel::CommonCalcCGSchNetForceKernel(string name, const Platform& platform, ComputeContext& cc, int computeUnits) :
+        CalcCGSchNetForceKernel(name, platform), cc(cc), computeUnits(computeUnits), kernelsCreated(false), tablePoints(0),
+        barrierBase(0) {
 }
 
 CommonCalcCGSchNetForceKernel::~CommonCalcCGSchNetForceKernel() {
@@ -91,12 +121,6 @@ CommonCalcCGSchNetForceKernel::~CommonCalcCGSchNetForceKernel() {
 void CommonCalcCGSchNetForceKernel::initializeReal(ComputeArray& array, size_t size, const string& name) {
     int elementSize = (cc.getUseDoublePrecision() ? sizeof(double) : sizeof(float));
     array.initialize(cc, atLeastOne(size), elementSize, name);
-}
-
-void CommonCalcCGSchNetForceKernel::uploadReal(ComputeArray& array, const vector<double>& values) {
-    vector<double> padded(values);
-    padded.resize(array.getSize(), 0.0);
-    array.upload(padded, true);
 }
 
 void CommonCalcCGSchNetForceKernel::setRealArg(ComputeKernel& kernel, int index, double value) {
@@ -129,7 +153,7 @@ void CommonCalcCGSchNetForceKernel::initialize(const System& system, const CGSch
     ContextSelector selector(cc);
     CGSchNetTopology topology = CGSchNetTopology::build(force, system.getNumParticles());
     numBeads = topology.particles.size();
-    numPairs = topology.pairs.size();
+    numCandidates = topology.pairs.size();
     numTypes = force.getNumTypes();
     numRBF = force.getNumRBF();
     numFilters = force.getNumFilters();
@@ -139,126 +163,275 @@ void CommonCalcCGSchNetForceKernel::initialize(const System& system, const CGSch
     for (int i = 0; i < force.getNumOutputLayers(); i++)
         outputSizes.push_back(force.getOutputLayerSize(i));
     cutoff = force.getCutoff();
-    lowerCutoff = force.getRBFLowerCutoff();
     activation = force.getActivation();
     rbfType = force.getRBFType();
     usePeriodic = force.usesPeriodicBoundaryConditions();
     scaleParameterName = force.getScaleParameterName();
+    tablePoints = force.getFilterTabulationPoints();
 
-    // The kernels index per-pair and per-bead arrays with 32-bit integers.
-    long long largestPairArray = (long long) numPairs*max(max(numFilters, numRBF), 1);
-    long long largestBeadArray = (long long) numBeads*max(max(numFilters, numFeatures), *max_element(outputSizes.begin(), outputSizes.end()));
-    if (largestPairArray > INT_MAX || largestBeadArray > INT_MAX) {
+    // Every pair of a molecule may come inside the cutoff, so the per-pair arrays have room for all
+    // candidates (only active pairs are written and read).  The kernels index them with 32-bit
+    // integers.
+    pairCapacity = numCandidates;
+    long long largestPairArray = (long long) numBlocks*max(pairCapacity, 1)*numFilters;
+    long long largestBeadArray = (long long) numBlocks*numBeads*max(numFilters, numFeatures);
+    if (largestPairArray > INT_MAX || largestBeadArray > INT_MAX || 2LL*numCandidates > INT_MAX) {
         stringstream msg;
-        msg << "CGSchNetForce: " << numPairs << " candidate pairs and " << numBeads << " beads are too many for the GPU kernels";
+        msg << "CGSchNetForce: " << numCandidates << " candidate pairs (pairs of beads in the same molecule) and " << numBeads
+            << " beads are too many for the GPU kernels; split the system into smaller molecules";
         throw OpenMMException(msg.str());
     }
+    chooseDecomposition();
 
     // Topology.
     particles.initialize<int>(cc, atLeastOne(numBeads), "cgschnetParticles");
     uploadPadded(particles, topology.particles);
     beadTypes.initialize<int>(cc, atLeastOne(numBeads), "cgschnetBeadTypes");
     uploadPadded(beadTypes, topology.types);
-    vector<mm_int2> beadPairs;
+    vector<mm_int2> pairs;
     for (const auto& pair : topology.pairs)
-        beadPairs.push_back(mm_int2(pair.first, pair.second));
-    pairBeads.initialize<mm_int2>(cc, atLeastOne(numPairs), "cgschnetPairBeads");
-    uploadPadded(pairBeads, beadPairs);
-    neighborStart.initialize<int>(cc, numBeads+1, "cgschnetNeighborStart");
-    neighborStart.upload(topology.neighborStart);
-    neighborPair.initialize<int>(cc, atLeastOne(2*numPairs), "cgschnetNeighborPair");
-    uploadPadded(neighborPair, topology.neighborPair);
-    neighborOther.initialize<int>(cc, atLeastOne(2*numPairs), "cgschnetNeighborOther");
-    uploadPadded(neighborOther, topology.neighborOther);
+        pairs.push_back(mm_int2(pair.first, pair.second));
+    candidatePairs.initialize<mm_int2>(cc, atLeastOne(numCandidates), "cgschnetCandidatePairs");
+    uploadPadded(candidatePairs, pairs);
+    candidateStart.initialize<int>(cc, numBeads+1, "cgschnetCandidateStart");
+    candidateStart.upload(topology.neighborStart);
+    candidatePair.initialize<int>(cc, atLeastOne(2*numCandidates), "cgschnetCandidatePair");
+    uploadPadded(candidatePair, topology.neighborPair);
+    candidateOther.initialize<int>(cc, atLeastOne(2*numCandidates), "cgschnetCandidateOther");
+    uploadPadded(candidateOther, topology.neighborOther);
 
     // Parameters.
-    initializeReal(rbfCenters, numRBF, "cgschnetRBFCenters");
-    initializeReal(rbfWidths, numRBF, "cgschnetRBFWidths");
-    initializeReal(embedding, numTypes*numFeatures, "cgschnetEmbedding");
-    int blockSize = blockOffsets(numRBF, numFilters, numFeatures)[9];
-    blockParams.resize(numBlocks);
-    for (int b = 0; b < numBlocks; b++)
-        initializeReal(blockParams[b], blockSize, "cgschnetBlockParameters");
-    int numLayers = outputSizes.size();
-    outputWeights.resize(numLayers);
-    outputBiases.resize(numLayers);
-    for (int l = 0; l < numLayers; l++) {
-        int inputs = (l == 0 ? numFeatures : outputSizes[l-1]);
-        initializeReal(outputWeights[l], inputs*outputSizes[l], "cgschnetOutputWeights");
-        initializeReal(outputBiases[l], outputSizes[l], "cgschnetOutputBias");
-    }
+    initializeReal(params, parameterOffsets[Total], "cgschnetParameters");
+    outputLayout.initialize<int>(cc, 5*outputSizes.size(), "cgschnetOutputLayout");
     uploadParameters(force);
 
-    // Per-pair geometry, the stored intermediates and work space.
+    // Per-step arrays.
     int realSize = (cc.getUseDoublePrecision() ? sizeof(double) : sizeof(float));
-    pairGeometry.initialize(cc, atLeastOne(numPairs), 4*realSize, "cgschnetPairGeometry");
-    pairCutoff.initialize(cc, atLeastOne(numPairs), 2*realSize, "cgschnetPairCutoff");
-    pairActive.initialize<int>(cc, atLeastOne(numPairs), "cgschnetPairActive");
-    initializeReal(rbf, numPairs*numRBF, "cgschnetRBF");
-    initializeReal(rbfDerivative, numPairs*numRBF, "cgschnetRBFDerivative");
-    blockQ.resize(numBlocks);
-    blockW0.resize(numBlocks);
-    blockY.resize(numBlocks);
-    blockZ.resize(numBlocks);
-    for (int b = 0; b < numBlocks; b++) {
-        initializeReal(blockQ[b], numPairs*numFilters, "cgschnetFilterQ");
-        initializeReal(blockW0[b], numPairs*numFilters, "cgschnetFilterW0");
-        initializeReal(blockY[b], numBeads*numFilters, "cgschnetProjectedFeatures");
-        initializeReal(blockZ[b], numBeads*numFeatures, "cgschnetUpdateZ");
-    }
-    outputPreActivation.resize(numLayers);
-    outputActivated.resize(numLayers-1);
-    outputGradient.resize(numLayers-1);
-    for (int l = 0; l < numLayers; l++)
-        initializeReal(outputPreActivation[l], numBeads*outputSizes[l], "cgschnetOutputPreActivation");
-    for (int l = 0; l < numLayers-1; l++) {
-        initializeReal(outputActivated[l], numBeads*outputSizes[l], "cgschnetOutputActivated");
-        initializeReal(outputGradient[l], numBeads*outputSizes[l], "cgschnetOutputGradient");
-    }
+    activeMasks.initialize<unsigned long long>(cc, atLeastOne(numChunks > 1 ? numChunks*workGroupSize : 0), "cgschnetActiveMasks");
+    chunkCounts.initialize<int>(cc, atLeastOne(numChunks), "cgschnetChunkCounts");
+    counters.initialize<int>(cc, 2, "cgschnetCounters");
+    counters.upload(vector<int>(2, 0));
+    pairSlot.initialize<int>(cc, atLeastOne(numCandidates), "cgschnetPairSlot");
+    activeGeometry.initialize(cc, atLeastOne(pairCapacity), 4*realSize, "cgschnetActiveGeometry");
+    initializeReal(filterW, (size_t) numBlocks*pairCapacity*numFilters, "cgschnetFilterW");
+    initializeReal(filterD, (size_t) numBlocks*pairCapacity*numFilters, "cgschnetFilterD");
+    neighborCount.initialize<int>(cc, atLeastOne(numBeads), "cgschnetNeighborCount");
+    neighborEntries.initialize<mm_int2>(cc, atLeastOne(2*numCandidates), "cgschnetNeighborEntries");
     initializeReal(features, numBeads*numFeatures, "cgschnetFeatures");
-    initializeReal(featureGradient, numBeads*numFeatures, "cgschnetFeatureGradient");
-    initializeReal(beadFilterWork1, numBeads*numFilters, "cgschnetBeadFilterWork1");
-    initializeReal(beadFilterWork2, numBeads*numFilters, "cgschnetBeadFilterWork2");
-    initializeReal(beadFeatureWork, numBeads*numFeatures, "cgschnetBeadFeatureWork");
-    initializeReal(pairFilterWork1, numPairs*numFilters, "cgschnetPairFilterWork1");
-    initializeReal(pairFilterWork2, numPairs*numFilters, "cgschnetPairFilterWork2");
-    initializeReal(pairRBFWork, numPairs*numRBF, "cgschnetPairRBFWork");
-    initializeReal(pairDerivative, numPairs, "cgschnetPairDerivative");
-    // dU/du_i = 1 seeds the reverse pass (the scale is applied to the forces at the end).
-    initializeReal(ones, numBeads, "cgschnetOnes");
-    uploadReal(ones, vector<double>(numBeads, 1.0));
+    initializeReal(gradients, numBeads*numFeatures, "cgschnetGradients");
+    initializeReal(projected, numBlocks*numBeads*numFilters, "cgschnetProjected");
+    initializeReal(updates, numBlocks*numBeads*numFeatures, "cgschnetUpdates");
+    initializeReal(messageGradients, 2*numBeads*numFilters, "cgschnetMessageGradients");
 
     cc.addForce(new ForceInfo(topology, system.getNumParticles()));
     cc.addEnergyParameterDerivative(scaleParameterName);
     compileProgram();
 }
 
-void CommonCalcCGSchNetForceKernel::uploadParameters(const CGSchNetForce& force) {
-    uploadReal(rbfCenters, force.getRBFCenters());
-    uploadReal(rbfWidths, force.getRBFWidths());
-    uploadReal(embedding, force.getEmbedding());
-    for (int b = 0; b < numBlocks; b++) {
-        vector<double> packed;
-        for (int a = 0; a < 9; a++) {
-            vector<double> values = force.getInteractionBlockArray(b, (CGSchNetForce::BlockArray) a);
-            packed.insert(packed.end(), values.begin(), values.end());
-        }
-        uploadReal(blockParams[b], packed);
+void CommonCalcCGSchNetForceKernel::chooseDecomposition() {
+    map<string, int> tuning = readTuning();
+    int realSize = (cc.getUseDoublePrecision() ? sizeof(double) : sizeof(float));
+    workGroupSize = 128;
+    // Local memory per work group, in reals: small enough for the 48 kB every supported device has.
+    const int localBudget = (40*1024)/realSize;
+    int rbfPad = roundUp4(numRBF), filterPad = roundUp4(numFilters), featurePad = roundUp4(numFeatures);
+    int outputPad = 4, hiddenPad = 0;
+    for (int i = 0; i < (int) outputSizes.size(); i++) {
+        outputPad = max(outputPad, roundUp4(outputSizes[i]));
+        if (i < (int) outputSizes.size()-1)
+            hiddenPad += outputSizes[i];
     }
+    hiddenPad = roundUp4(hiddenPad);
+
+    // About how many work groups the device runs at once.
+    int units = (computeUnits > 0 ? computeUnits : max(1, cc.getNumThreadBlocks()/6));
+
+    // Beads per work-group item: spread small systems over many groups, and in large ones share
+    // each weight load among a few beads while keeping several groups per compute unit.
+    int beadRow = 2*featurePad+filterPad;
+    auto beadScratch = [&] (int tile) {
+        return max(tile*(beadRow+hiddenPad+2*outputPad), tile*(beadRow+3*workGroupSize));
+    };
+    tileBeads = min(8, max(1, (numBeads+4*units-1)/(4*units)));
+    if (tuning.count("tileBeads"))
+        tileBeads = max(1, tuning["tileBeads"]);
+    while (tileBeads > 1 && beadScratch(tileBeads) > localBudget)
+        tileBeads--;
+
+    // Pairs per filter item: enough items for every compute unit, each weight load shared by up to
+    // 16 pairs.
+    auto filterScratch = [&] (int tile) {
+        return (tablePoints > 0 ? 0 : tile*(2*rbfPad+2*filterPad+2));
+    };
+    tilePairs = min(16, max(1, (int) ((numBlocks*(long long) numCandidates+2*units-1)/(2*units))));
+    if (tuning.count("tilePairs"))
+        tilePairs = max(1, tuning["tilePairs"]);
+    while (tilePairs > 1 && filterScratch(tilePairs) > localBudget)
+        tilePairs--;
+    scratchSize = roundUp4(max(beadScratch(tileBeads), filterScratch(tilePairs)));
+    if (scratchSize > localBudget) {
+        stringstream msg;
+        msg << "CGSchNetForce: the model is too wide for the GPU kernels' local memory (" << numFeatures << " features, "
+            << numFilters << " filters)";
+        throw OpenMMException(msg.str());
+    }
+
+    // Candidate pairs per thread in the compaction: one chunk up to 64 per thread, else chunks of 16.
+    int maxSingleChunk = 64*workGroupSize;
+    if (numCandidates <= maxSingleChunk) {
+        chunkItems = max(1, (numCandidates+workGroupSize-1)/workGroupSize);
+        numChunks = (numCandidates > 0 ? 1 : 0);
+    }
+    else {
+        chunkItems = 16;
+        numChunks = (numCandidates+16*workGroupSize-1)/(16*workGroupSize);
+    }
+
+    // One launch with grid barriers pays off where launches, not arithmetic, take the time.
+    double filterWork = 2.0*numBlocks*numCandidates*(numRBF+numFilters)*numFilters;
+    double beadWork = 6.0*numBlocks*numBeads*numFeatures*numFilters;
+    singleLaunch = (computeUnits > 0 && filterWork+beadWork < 2e8);
+    if (tuning.count("singleLaunch"))
+        singleLaunch = (tuning["singleLaunch"] != 0 && (computeUnits > 0 || tuning.count("groups")));
+    int numBeadTiles = (numBeads+tileBeads-1)/tileBeads;
+    long long maxItems = max(max((long long) numBeadTiles, (long long) numChunks),
+                             max((long long) numBeads, numBlocks*(long long) ((pairCapacity+tilePairs-1)/tilePairs)));
+    singleLaunchGroups = (int) max(1LL, min((long long) max(computeUnits, 1), maxItems));
+    if (tuning.count("groups"))
+        singleLaunchGroups = max(1, tuning["groups"]);
+
+    // The layout of the parameter array.
+    parameterOffsets.assign(NumOffsets, 0);
+    int blockSizes[] = {numRBF*numFilters, numFilters, numFilters*numFilters, numFilters, numFeatures*numFilters,
+                        numFilters*numFeatures, numFeatures, numFeatures*numFeatures, numFeatures,
+                        numFilters*numFeatures, numFeatures*numFilters, numFeatures*numFeatures};
+    int offset = 0;
+    for (int i = 0; i < 12; i++) {
+        parameterOffsets[A1+i] = offset;
+        offset += blockSizes[i];
+    }
+    parameterOffsets[BlockStride] = offset;
+    parameterOffsets[RBFCenters] = NumScalars;
+    parameterOffsets[RBFWidths] = parameterOffsets[RBFCenters]+numRBF;
+    parameterOffsets[Embedding] = parameterOffsets[RBFWidths]+numRBF;
+    parameterOffsets[FirstProjection] = parameterOffsets[Embedding]+numTypes*numFeatures;
+    parameterOffsets[Blocks] = parameterOffsets[FirstProjection]+numTypes*numFilters;
+    parameterOffsets[OutputLayers] = parameterOffsets[Blocks]+numBlocks*parameterOffsets[BlockStride];
+    offset = parameterOffsets[OutputLayers];
     for (int l = 0; l < (int) outputSizes.size(); l++) {
-        uploadReal(outputWeights[l], force.getOutputLayerWeights(l));
-        uploadReal(outputBiases[l], force.getOutputLayerBias(l));
+        int inputs = (l == 0 ? numFeatures : outputSizes[l-1]);
+        offset += 2*inputs*outputSizes[l]+outputSizes[l];
     }
+    parameterOffsets[Table] = offset;
+    parameterOffsets[Total] = offset+(tablePoints > 0 ? numBlocks*(tablePoints-1)*4*numFilters : 0);
+}
+
+void CommonCalcCGSchNetForceKernel::uploadParameters(const CGSchNetForce& force) {
+    vector<double> values(parameterOffsets[Total], 0.0);
+    values[ScalarCutoff] = force.getCutoff();
+    values[ScalarLowerCutoff] = force.getRBFLowerCutoff();
+    values[ScalarAlpha] = 5.0/(force.getCutoff()-force.getRBFLowerCutoff());
+    vector<double> centers = force.getRBFCenters(), widths = force.getRBFWidths(), embedding = force.getEmbedding();
+    copy(centers.begin(), centers.end(), values.begin()+parameterOffsets[RBFCenters]);
+    copy(widths.begin(), widths.end(), values.begin()+parameterOffsets[RBFWidths]);
+    copy(embedding.begin(), embedding.end(), values.begin()+parameterOffsets[Embedding]);
+    for (int b = 0; b < numBlocks; b++) {
+        vector<vector<double> > arrays(9);
+        for (int a = 0; a < 9; a++)
+            arrays[a] = force.getInteractionBlockArray(b, (CGSchNetForce::BlockArray) a);
+        int base = parameterOffsets[Blocks]+b*parameterOffsets[BlockStride];
+        for (int a = 0; a < 9; a++)
+            copy(arrays[a].begin(), arrays[a].end(), values.begin()+base+parameterOffsets[A1+a]);
+        // Transposed copies for the reverse pass.
+        const vector<double>& messageWeights = arrays[CGSchNetForce::MessageWeights];   // F x NF
+        const vector<double>& update1 = arrays[CGSchNetForce::UpdateWeights1];          // NF x F
+        const vector<double>& update2 = arrays[CGSchNetForce::UpdateWeights2];          // F x F
+        for (int f = 0; f < numFeatures; f++)
+            for (int n = 0; n < numFilters; n++) {
+                values[base+parameterOffsets[BT]+n*numFeatures+f] = messageWeights[f*numFilters+n];
+                values[base+parameterOffsets[C1T]+f*numFilters+n] = update1[n*numFeatures+f];
+            }
+        for (int f = 0; f < numFeatures; f++)
+            for (int g = 0; g < numFeatures; g++)
+                values[base+parameterOffsets[C2T]+g*numFeatures+f] = update2[f*numFeatures+g];
+        if (b == 0) {
+            // y of the first block depends only on the bead type: E B_0, one row per type.
+            for (int t = 0; t < numTypes; t++)
+                for (int n = 0; n < numFilters; n++) {
+                    double sum = 0.0;
+                    for (int f = 0; f < numFeatures; f++)
+                        sum += embedding[t*numFeatures+f]*messageWeights[f*numFilters+n];
+                    values[parameterOffsets[FirstProjection]+t*numFilters+n] = sum;
+                }
+        }
+    }
+    vector<int> layout;
+    int offset = parameterOffsets[OutputLayers];
+    for (int l = 0; l < (int) outputSizes.size(); l++) {
+        int inputs = (l == 0 ? numFeatures : outputSizes[l-1]), outputs = outputSizes[l];
+        vector<double> weights = force.getOutputLayerWeights(l), bias = force.getOutputLayerBias(l);
+        layout.push_back(inputs);
+        layout.push_back(outputs);
+        layout.push_back(offset);
+        layout.push_back(offset+inputs*outputs);
+        layout.push_back(offset+2*inputs*outputs);
+        copy(weights.begin(), weights.end(), values.begin()+offset);
+        for (int i = 0; i < inputs; i++)
+            for (int o = 0; o < outputs; o++)
+                values[offset+inputs*outputs+o*inputs+i] = weights[i*outputs+o];
+        copy(bias.begin(), bias.end(), values.begin()+offset+2*inputs*outputs);
+        offset += 2*inputs*outputs+outputs;
+    }
+    if (tablePoints > 0) {
+        // The opt-in fast mode: the filters' cubic Hermite table, built on the host as on every platform.
+        CGSchNetFilterTable table(force, tablePoints);
+        const vector<double>& coefficients = table.getCoefficients();
+        copy(coefficients.begin(), coefficients.end(), values.begin()+parameterOffsets[Table]);
+        values[ScalarTableInvSpacing] = 1.0/table.getSpacing();
+    }
+    params.upload(values, true);
+    outputLayout.upload(layout);
 }
 
 void CommonCalcCGSchNetForceKernel::compileProgram() {
     map<string, string> defines;
+    defines["WORK_GROUP_SIZE"] = cc.intToString(workGroupSize);
     defines["NUM_BEADS"] = cc.intToString(numBeads);
-    defines["NUM_PAIRS"] = cc.intToString(numPairs);
+    defines["NUM_CANDIDATES"] = cc.intToString(numCandidates);
+    defines["PAIR_CAPACITY"] = cc.intToString(pairCapacity);
     defines["NUM_RBF"] = cc.intToString(numRBF);
     defines["NUM_FILTERS"] = cc.intToString(numFilters);
     defines["NUM_FEATURES"] = cc.intToString(numFeatures);
+    defines["NUM_BLOCKS"] = cc.intToString(numBlocks);
+    defines["NUM_OUTPUT_LAYERS"] = cc.intToString(outputSizes.size());
     defines["PADDED_NUM_ATOMS"] = cc.intToString(cc.getPaddedNumAtoms());
+    int outputPad = 4, hiddenPad = 0;
+    for (int i = 0; i < (int) outputSizes.size(); i++) {
+        outputPad = max(outputPad, roundUp4(outputSizes[i]));
+        if (i < (int) outputSizes.size()-1)
+            hiddenPad += outputSizes[i];
+    }
+    defines["RBF_PAD"] = cc.intToString(roundUp4(numRBF));
+    defines["FILTER_PAD"] = cc.intToString(roundUp4(numFilters));
+    defines["FEATURE_PAD"] = cc.intToString(roundUp4(numFeatures));
+    defines["OUTPUT_PAD"] = cc.intToString(outputPad);
+    defines["HIDDEN_PAD"] = cc.intToString(roundUp4(hiddenPad));
+    defines["TILE_PAIRS"] = cc.intToString(tilePairs);
+    defines["TILE_BEADS"] = cc.intToString(tileBeads);
+    defines["NUM_BEAD_TILES"] = cc.intToString((numBeads+tileBeads-1)/tileBeads);
+    defines["CHUNK_ITEMS"] = cc.intToString(chunkItems);
+    defines["NUM_CHUNKS"] = cc.intToString(numChunks);
+    defines["SCRATCH_SIZE"] = cc.intToString(scratchSize);
+    defines["PARAM_CUTOFF"] = cc.intToString(ScalarCutoff);
+    defines["PARAM_LOWER_CUTOFF"] = cc.intToString(ScalarLowerCutoff);
+    defines["PARAM_ALPHA"] = cc.intToString(ScalarAlpha);
+    defines["PARAM_TABLE_INV_SPACING"] = cc.intToString(ScalarTableInvSpacing);
+    const char* names[] = {"PARAM_RBF_CENTERS", "PARAM_RBF_WIDTHS", "PARAM_EMBEDDING", "PARAM_FIRST_PROJECTION", "PARAM_BLOCKS",
+                           "BLOCK_STRIDE", "PARAM_OUTPUT_LAYERS", "PARAM_TABLE", "PARAM_TOTAL",
+                           "OFF_A1", "OFF_A1B", "OFF_A2", "OFF_A2B", "OFF_B", "OFF_C1", "OFF_C1B", "OFF_C2", "OFF_C2B",
+                           "OFF_BT", "OFF_C1T", "OFF_C2T"};
+    for (int i = 0; i < NumOffsets; i++)
+        defines[names[i]] = cc.intToString(parameterOffsets[i]);
     if (activation == CGSchNetForce::ShiftedSoftplus)
         defines["ACT_SHIFTED_SOFTPLUS"] = "1";
     else if (activation == CGSchNetForce::Tanh)
@@ -269,10 +442,12 @@ void CommonCalcCGSchNetForceKernel::compileProgram() {
         defines["RBF_EXPNORMAL"] = "1";
     if (usePeriodic)
         defines["USE_PERIODIC"] = "1";
-    vector<int> offsets = blockOffsets(numRBF, numFilters, numFeatures);
-    const char* offsetNames[9] = {"OFFSET_A1", "OFFSET_A1B", "OFFSET_A2", "OFFSET_A2B", "OFFSET_B", "OFFSET_C1", "OFFSET_C1B", "OFFSET_C2", "OFFSET_C2B"};
-    for (int i = 0; i < 9; i++)
-        defines[offsetNames[i]] = cc.intToString(offsets[i]);
+    if (tablePoints > 0) {
+        defines["FILTER_TABLE"] = "1";
+        defines["TABLE_INTERVALS"] = cc.intToString(tablePoints-1);
+    }
+    if (singleLaunch)
+        defines["CGML_GRID_SYNC"] = "1";
     defines["CGML_LN2"] = cc.doubleToString(log(2.0));
     defines["CGML_PI"] = cc.doubleToString(M_PI);
     program = cc.compileProgram(CommonCGMLKernelSources::cgschnet, defines);
@@ -282,210 +457,39 @@ void CommonCalcCGSchNetForceKernel::compileProgram() {
 void CommonCalcCGSchNetForceKernel::createKernels() {
     // Done at the first step: the energy and parameter derivative buffers exist only once every
     // force has been initialized, and only then is the number of parameter derivatives known.
-    pairsKernel = program->createKernel("computePairs");
-    pairsKernel->addArg(cc.getPosq());
-    pairsKernel->addArg(particles);
-    pairsKernel->addArg(pairBeads);
-    pairsKernel->addArg(rbfCenters);
-    pairsKernel->addArg(rbfWidths);
-    for (int i = 0; i < 3; i++)
-        pairsKernel->addArg();  // cutoff, lower cutoff, alpha
-    pairsKernel->addArg(pairGeometry);
-    pairsKernel->addArg(pairCutoff);
-    pairsKernel->addArg(pairActive);
-    pairsKernel->addArg(rbf);
-    pairsKernel->addArg(rbfDerivative);
-    pairsKernel->addArg(cc.getEnergyBuffer());
-    for (int i = 0; i < 5; i++)
-        pairsKernel->addArg();  // the periodic box, set each step
-    setRealArg(pairsKernel, 5, cutoff);
-    setRealArg(pairsKernel, 6, lowerCutoff);
-    setRealArg(pairsKernel, 7, 5.0/(cutoff-lowerCutoff));
-
-    embedKernel = program->createKernel("embedBeads");
-    embedKernel->addArg(beadTypes);
-    embedKernel->addArg(embedding);
-    embedKernel->addArg(features);
-
-    filter1Kernels.clear();
-    filter2Kernels.clear();
-    projectKernels.clear();
-    gatherKernels.clear();
-    update1Kernels.clear();
-    update2Kernels.clear();
-    updateBackward2Kernels.clear();
-    updateBackward1Kernels.clear();
-    filterGradientKernels.clear();
-    filterBackward2Kernels.clear();
-    filterBackward1Kernels.clear();
-    pairDerivativeKernels.clear();
-    gatherGradientKernels.clear();
-    projectBackwardKernels.clear();
-    for (int b = 0; b < numBlocks; b++) {
-        ComputeArray& params = blockParams[b];
-        ComputeKernel kernel = program->createKernel("filterLayer1");
-        kernel->addArg(pairActive);
-        kernel->addArg(rbf);
-        kernel->addArg(params);
-        kernel->addArg(blockQ[b]);
-        kernel->addArg(pairFilterWork1);
-        filter1Kernels.push_back(kernel);
-
-        kernel = program->createKernel("filterLayer2");
-        kernel->addArg(pairActive);
-        kernel->addArg(pairFilterWork1);
-        kernel->addArg(params);
-        kernel->addArg(blockW0[b]);
-        filter2Kernels.push_back(kernel);
-
-        kernel = program->createKernel("projectFeatures");
-        kernel->addArg(features);
-        kernel->addArg(params);
-        kernel->addArg(blockY[b]);
-        projectKernels.push_back(kernel);
-
-        kernel = program->createKernel("gatherMessages");
-        kernel->addArg(neighborStart);
-        kernel->addArg(neighborPair);
-        kernel->addArg(neighborOther);
-        kernel->addArg(pairActive);
-        kernel->addArg(pairCutoff);
-        kernel->addArg(blockW0[b]);
-        kernel->addArg(blockY[b]);
-        kernel->addArg(beadFilterWork1);
-        gatherKernels.push_back(kernel);
-
-        kernel = program->createKernel("updateLayer1");
-        kernel->addArg(beadFilterWork1);
-        kernel->addArg(params);
-        kernel->addArg(blockZ[b]);
-        kernel->addArg(beadFeatureWork);
-        update1Kernels.push_back(kernel);
-
-        kernel = program->createKernel("updateLayer2");
-        kernel->addArg(beadFeatureWork);
-        kernel->addArg(params);
-        kernel->addArg(features);
-        update2Kernels.push_back(kernel);
-
-        // Reverse pass.  beadFeatureWork holds dz, beadFilterWork1 dm, beadFilterWork2 dy,
-        // pairFilterWork1 dw0 and pairFilterWork2 dq.
-        kernel = program->createKernel("updateBackward2");
-        kernel->addArg(featureGradient);
-        kernel->addArg(params);
-        kernel->addArg(blockZ[b]);
-        kernel->addArg(beadFeatureWork);
-        updateBackward2Kernels.push_back(kernel);
-
-        kernel = program->createKernel("updateBackward1");
-        kernel->addArg(beadFeatureWork);
-        kernel->addArg(params);
-        kernel->addArg(beadFilterWork1);
-        updateBackward1Kernels.push_back(kernel);
-
-        kernel = program->createKernel("filterGradient");
-        kernel->addArg(pairBeads);
-        kernel->addArg(pairActive);
-        kernel->addArg(pairCutoff);
-        kernel->addArg(beadFilterWork1);
-        kernel->addArg(blockY[b]);
-        kernel->addArg(pairFilterWork1);
-        filterGradientKernels.push_back(kernel);
-
-        kernel = program->createKernel("filterBackward2");
-        kernel->addArg(pairActive);
-        kernel->addArg(pairFilterWork1);
-        kernel->addArg(params);
-        kernel->addArg(blockQ[b]);
-        kernel->addArg(pairFilterWork2);
-        filterBackward2Kernels.push_back(kernel);
-
-        kernel = program->createKernel("filterBackward1");
-        kernel->addArg(pairActive);
-        kernel->addArg(pairFilterWork2);
-        kernel->addArg(params);
-        kernel->addArg(rbfDerivative);
-        kernel->addArg(pairRBFWork);
-        filterBackward1Kernels.push_back(kernel);
-
-        kernel = program->createKernel("pairDerivative");
-        kernel->addArg(pairBeads);
-        kernel->addArg(pairActive);
-        kernel->addArg(pairCutoff);
-        kernel->addArg(pairRBFWork);
-        kernel->addArg(beadFilterWork1);
-        kernel->addArg(blockY[b]);
-        kernel->addArg(blockW0[b]);
-        kernel->addArg((int) (b == numBlocks-1 ? 0 : 1));  // the last block is the first one the reverse pass visits
-        kernel->addArg(pairDerivative);
-        pairDerivativeKernels.push_back(kernel);
-
-        kernel = program->createKernel("gatherMessageGradient");
-        kernel->addArg(neighborStart);
-        kernel->addArg(neighborPair);
-        kernel->addArg(neighborOther);
-        kernel->addArg(pairActive);
-        kernel->addArg(pairCutoff);
-        kernel->addArg(blockW0[b]);
-        kernel->addArg(beadFilterWork1);
-        kernel->addArg(beadFilterWork2);
-        gatherGradientKernels.push_back(kernel);
-
-        kernel = program->createKernel("projectFeaturesBackward");
-        kernel->addArg(beadFilterWork2);
-        kernel->addArg(params);
-        kernel->addArg(featureGradient);
-        projectBackwardKernels.push_back(kernel);
-    }
-
-    int numLayers = outputSizes.size();
-    outputKernels.clear();
-    outputBackwardKernels.clear();
-    for (int l = 0; l < numLayers; l++) {
-        bool hidden = (l < numLayers-1);
-        ComputeKernel kernel = program->createKernel("outputLayer");
-        kernel->addArg(l == 0 ? numFeatures : outputSizes[l-1]);
-        kernel->addArg(outputSizes[l]);
-        kernel->addArg(l == 0 ? features : outputActivated[l-1]);
-        kernel->addArg(outputWeights[l]);
-        kernel->addArg(outputBiases[l]);
-        kernel->addArg(outputPreActivation[l]);
-        kernel->addArg(hidden ? outputActivated[l] : ones);  // not written for the last layer
-        kernel->addArg((int) hidden);
-        outputKernels.push_back(kernel);
-    }
-    for (int l = 0; l < numLayers; l++) {
-        ComputeKernel kernel = program->createKernel("outputLayerBackward");
-        kernel->addArg(l == 0 ? numFeatures : outputSizes[l-1]);
-        kernel->addArg(outputSizes[l]);
-        kernel->addArg(l == numLayers-1 ? ones : outputGradient[l]);
-        kernel->addArg(outputWeights[l]);
-        kernel->addArg(l == 0 ? ones : outputPreActivation[l-1]);  // not read for the first layer
-        kernel->addArg((int) (l > 0));
-        kernel->addArg(l == 0 ? featureGradient : outputGradient[l-1]);
-        outputBackwardKernels.push_back(kernel);
-    }
-
     const vector<string>& derivNames = cc.getEnergyParamDerivNames();
     int derivIndex = find(derivNames.begin(), derivNames.end(), scaleParameterName)-derivNames.begin();
-    energyKernel = program->createKernel("computeEnergy");
-    energyKernel->addArg(outputPreActivation[numLayers-1]);
-    energyKernel->addArg();  // the scale, set each step
-    energyKernel->addArg(cc.getEnergyBuffer());
-    energyKernel->addArg(cc.getEnergyParamDerivBuffer());
-    energyKernel->addArg((int) derivNames.size());
-    energyKernel->addArg(derivIndex);
-
-    forceKernel = program->createKernel("applyForces");
-    forceKernel->addArg(particles);
-    forceKernel->addArg(neighborStart);
-    forceKernel->addArg(neighborPair);
-    forceKernel->addArg(neighborOther);
-    forceKernel->addArg(pairActive);
-    forceKernel->addArg(pairGeometry);
-    forceKernel->addArg(pairDerivative);
-    forceKernel->addArg();  // the scale, set each step
-    forceKernel->addArg(cc.getLongForceBuffer());
+    auto create = [&] (const string& name) {
+        ComputeKernel kernel = program->createKernel(name);
+        ArrayInterface* arrays[] = {&cc.getPosq(), &particles, &beadTypes, &candidatePairs, &candidateStart, &candidatePair,
+                                    &candidateOther, &params, &outputLayout, &activeMasks, &chunkCounts, &counters, &pairSlot,
+                                    &activeGeometry, &filterW, &filterD, &neighborCount, &neighborEntries,
+                                    &features, &gradients, &projected, &updates, &messageGradients, &cc.getLongForceBuffer(),
+                                    &cc.getEnergyBuffer(), &cc.getEnergyParamDerivBuffer()};
+        for (ArrayInterface* array : arrays)
+            kernel->addArg(*array);
+        kernel->addArg((int) derivNames.size());
+        kernel->addArg(derivIndex);
+        for (int i = ArgScale; i <= ArgBarrierBase; i++)
+            kernel->addArg();
+        setRealArg(kernel, ArgScale, 1.0);
+        kernel->setArg(ArgIncludeForces, 1);
+        setBoxArgs(kernel, ArgBox);
+        kernel->setArg(ArgBlock, 0);
+        kernel->setArg(ArgBarrierBase, 0);
+        return kernel;
+    };
+    if (singleLaunch)
+        singleKernel = create("runAllStages");
+    else {
+        countKernel = create("countActivePairs");
+        compactKernel = create("compactActivePairs");
+        filterKernel = create("computeFilters");
+        forwardKernel = create("forwardBlock");
+        lastForwardKernel = create("forwardLastBlock");
+        backwardKernel = create("backwardBlock");
+        firstBackwardKernel = create("backwardFirstBlock");
+    }
     kernelsCreated = true;
 }
 
@@ -507,51 +511,45 @@ double CommonCalcCGSchNetForceKernel::execute(ContextImpl& context, bool include
     if (!kernelsCreated)
         createKernels();
     double scale = context.getParameter(scaleParameterName);
-
-    // Forward pass.
-    if (numPairs > 0) {
-        setBoxArgs(pairsKernel, 14);
-        pairsKernel->execute(numPairs*numRBF);
-    }
-    embedKernel->execute(numBeads*numFeatures);
-    for (int b = 0; b < numBlocks; b++) {
-        if (numPairs > 0) {
-            filter1Kernels[b]->execute(numPairs*numFilters);
-            filter2Kernels[b]->execute(numPairs*numFilters);
-        }
-        projectKernels[b]->execute(numBeads*numFilters);
-        gatherKernels[b]->execute(numBeads*numFilters);
-        update1Kernels[b]->execute(numBeads*numFeatures);
-        update2Kernels[b]->execute(numBeads*numFeatures);
-    }
-    int numLayers = outputSizes.size();
-    for (int l = 0; l < numLayers; l++)
-        outputKernels[l]->execute(numBeads*outputSizes[l]);
-    // The parameter derivative is wanted with forces as well as with the energy, and costs one
-    // small reduction, so this runs every step.
-    setRealArg(energyKernel, 1, scale);
-    energyKernel->execute(numBeads);
-    if (!includeForces || numPairs == 0)
+    int forces = (includeForces ? 1 : 0);
+    if (singleLaunch) {
+        setRealArg(singleKernel, ArgScale, scale);
+        singleKernel->setArg(ArgIncludeForces, forces);
+        singleKernel->setArg(ArgBarrierBase, barrierBase);
+        if (usePeriodic)
+            setBoxArgs(singleKernel, ArgBox);
+        singleKernel->execute(singleLaunchGroups*workGroupSize, workGroupSize);
+        // The barrier counter only grows: the next launch starts where this one left it.
+        int numBarriers = (numChunks > 1 ? 1 : 0)+1+numBlocks+(includeForces ? numBlocks : 0);
+        barrierBase += (unsigned int) (numBarriers*singleLaunchGroups);
         return 0.0;
-
-    // Reverse pass.
-    for (int l = numLayers-1; l >= 0; l--)
-        outputBackwardKernels[l]->execute(numBeads*(l == 0 ? numFeatures : outputSizes[l-1]));
-    for (int b = numBlocks-1; b >= 0; b--) {
-        updateBackward2Kernels[b]->execute(numBeads*numFeatures);
-        updateBackward1Kernels[b]->execute(numBeads*numFilters);
-        filterGradientKernels[b]->execute(numPairs*numFilters);
-        filterBackward2Kernels[b]->execute(numPairs*numFilters);
-        filterBackward1Kernels[b]->execute(numPairs*numRBF);
-        pairDerivativeKernels[b]->execute(numPairs);
-        if (b > 0) {
-            // The gradient with respect to the first block's input features is not needed.
-            gatherGradientKernels[b]->execute(numBeads*numFilters);
-            projectBackwardKernels[b]->execute(numBeads*numFeatures);
-        }
     }
-    setRealArg(forceKernel, 7, scale);
-    forceKernel->execute(numBeads);
+    if (usePeriodic) {
+        setBoxArgs(countKernel, ArgBox);
+        setBoxArgs(compactKernel, ArgBox);
+    }
+    if (numChunks > 1)
+        countKernel->execute(numChunks*workGroupSize, workGroupSize);
+    if (numChunks > 0)
+        compactKernel->execute(numChunks*workGroupSize, workGroupSize);
+    int filterItems = max(numBeads, numBlocks*((pairCapacity+tilePairs-1)/tilePairs));
+    filterKernel->execute(filterItems*workGroupSize, workGroupSize);
+    int beadThreads = ((numBeads+tileBeads-1)/tileBeads)*workGroupSize;
+    for (int b = 0; b < numBlocks-1; b++) {
+        forwardKernel->setArg(ArgBlock, b);
+        forwardKernel->execute(beadThreads, workGroupSize);
+    }
+    setRealArg(lastForwardKernel, ArgScale, scale);
+    lastForwardKernel->execute(beadThreads, workGroupSize);
+    if (includeForces) {
+        for (int b = numBlocks-1; b > 0; b--) {
+            backwardKernel->setArg(ArgBlock, b);
+            setRealArg(backwardKernel, ArgScale, scale);
+            backwardKernel->execute(beadThreads, workGroupSize);
+        }
+        setRealArg(firstBackwardKernel, ArgScale, scale);
+        firstBackwardKernel->execute(beadThreads, workGroupSize);
+    }
     return 0.0;
 }
 
@@ -560,14 +558,8 @@ void CommonCalcCGSchNetForceKernel::copyParametersToContext(ContextImpl& context
     uploadParameters(force);
     bool recompile = (force.getActivation() != activation || force.getRBFType() != rbfType);
     cutoff = force.getCutoff();
-    lowerCutoff = force.getRBFLowerCutoff();
     activation = force.getActivation();
     rbfType = force.getRBFType();
     if (recompile)
         compileProgram();
-    else if (kernelsCreated) {
-        setRealArg(pairsKernel, 5, cutoff);
-        setRealArg(pairsKernel, 6, lowerCutoff);
-        setRealArg(pairsKernel, 7, 5.0/(cutoff-lowerCutoff));
-    }
 }

@@ -1,5 +1,5 @@
 #include "CGSchNetKernels.h"
-#include "ReferenceCGSchNetKernels.h"
+#include "CpuCGSchNetKernels.h"
 #include "internal/CGMLPluginUtilities.h"
 #include "openmm/KernelFactory.h"
 #include "openmm/OpenMMException.h"
@@ -20,15 +20,14 @@ using namespace OpenMMCGML;
 namespace OpenMMCGML {
 
 /**
- * Creates the openmm-cgml kernels of the CPU platform.  The CPU platform derives from the Reference
- * platform and its Contexts hold a ReferencePlatform::PlatformData, so the double precision
- * Reference kernels run there unchanged until dedicated CPU kernels replace them.
+ * Creates the openmm-cgml kernels of the CPU platform: threaded, vectorised single-precision
+ * kernels that use the platform's thread pool.
  */
 class CpuCGMLKernelFactory : public KernelFactory {
 public:
     KernelImpl* createKernelImpl(std::string name, const Platform& platform, ContextImpl& context) const {
         if (name == CalcCGSchNetForceKernel::Name())
-            return new ReferenceCalcCGSchNetForceKernel(name, platform);
+            return new CpuCalcCGSchNetForceKernel(name, platform, CpuPlatform::getPlatformData(context));
         throw OpenMMException("Tried to create kernel with illegal kernel name '"+name+"'");
     }
 };

@@ -35,7 +35,12 @@ extern "C" OPENMM_EXPORT void registerKernelFactories() {
 
 KernelImpl* CudaCGMLKernelFactory::createKernelImpl(std::string name, const Platform& platform, ContextImpl& context) const {
     CudaContext& cc = *static_cast<CudaPlatform::PlatformData*>(context.getPlatformData())->contexts[0];
-    if (name == CalcCGSchNetForceKernel::Name())
-        return new CommonCalcCGSchNetForceKernel(name, platform, cc);
+    if (name == CalcCGSchNetForceKernel::Name()) {
+        // One resident work group per multiprocessor lets the kernels synchronize the whole grid.
+        int multiprocessors = 0;
+        if (cuDeviceGetAttribute(&multiprocessors, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, cc.getDevice()) != CUDA_SUCCESS)
+            multiprocessors = 0;
+        return new CommonCalcCGSchNetForceKernel(name, platform, cc, multiprocessors);
+    }
     throw OpenMMException("Tried to create kernel with illegal kernel name '"+name+"'");
 }

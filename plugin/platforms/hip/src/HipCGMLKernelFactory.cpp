@@ -35,7 +35,12 @@ extern "C" OPENMM_EXPORT void registerKernelFactories() {
 
 KernelImpl* HipCGMLKernelFactory::createKernelImpl(std::string name, const Platform& platform, ContextImpl& context) const {
     HipContext& cc = *static_cast<HipPlatform::PlatformData*>(context.getPlatformData())->contexts[0];
-    if (name == CalcCGSchNetForceKernel::Name())
-        return new CommonCalcCGSchNetForceKernel(name, platform, cc);
+    if (name == CalcCGSchNetForceKernel::Name()) {
+        // One resident work group per compute unit lets the kernels synchronize the whole grid.
+        int computeUnits = 0;
+        if (hipDeviceGetAttribute(&computeUnits, hipDeviceAttributeMultiprocessorCount, cc.getDevice()) != hipSuccess)
+            computeUnits = 0;
+        return new CommonCalcCGSchNetForceKernel(name, platform, cc, computeUnits);
+    }
     throw OpenMMException("Tried to create kernel with illegal kernel name '"+name+"'");
 }

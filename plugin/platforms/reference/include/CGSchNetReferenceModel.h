@@ -2,12 +2,13 @@
 #define OPENMM_CGML_CGSCHNETREFERENCEMODEL_H_
 
 #include "CGSchNetForce.h"
+#include "internal/CGSchNetFilterTable.h"
 #include "internal/CGSchNetTopology.h"
 #include "openmm/Vec3.h"
+#include <memory>
 #include <vector>
 
-// Symbol visibility of the Reference kernel library (libOpenMMCGMLReference), which the CPU
-// kernel library links against.
+// Symbol visibility of the Reference kernel library (libOpenMMCGMLReference).
 #if defined(_MSC_VER)
     #if defined(OPENMM_CGML_BUILDING_REFERENCE_LIBRARY)
         #define OPENMM_EXPORT_CGML_REFERENCE __declspec(dllexport)
@@ -40,6 +41,12 @@ struct OPENMM_EXPORT_CGML_REFERENCE CGSchNetReferenceParameters {
     std::vector<Block> blocks;
     /** Layer l maps (previous width) -> outputBiases[l].size(); the last layer has one output. */
     std::vector<std::vector<double> > outputWeights, outputBiases;
+    /**
+     * The tabulated filters of the fast mode, or NULL (the default) for the exact filters.  When
+     * set, the filters w0(r) and dw0/dr of every block are interpolated from it, and the filter
+     * weights and radial basis are not used.
+     */
+    std::shared_ptr<const CGSchNetFilterTable> filterTable;
 };
 
 /**

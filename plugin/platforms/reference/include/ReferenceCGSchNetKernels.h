@@ -14,8 +14,7 @@ namespace OpenMMCGML {
 
 /**
  * Evaluates a CGSchNetForce in double precision on the Reference platform.  It is the correctness
- * oracle for the other platforms, and also serves the CPU platform, whose Contexts hold the same
- * ReferencePlatform::PlatformData.
+ * oracle for the other platforms, including the tabulated-filter mode.
  */
 class OPENMM_EXPORT_CGML_REFERENCE ReferenceCalcCGSchNetForceKernel : public CalcCGSchNetForceKernel {
 public:

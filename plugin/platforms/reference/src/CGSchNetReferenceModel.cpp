@@ -107,6 +107,9 @@ void CGSchNetReferenceModel::checkShapes(const CGSchNetReferenceParameters& p) c
     }
     if (inputs != 1)
         throw OpenMMException("CGSchNetForce: the last output layer must have exactly one output");
+    if (p.filterTable != NULL && (p.filterTable->getNumBlocks() != (int) p.blocks.size() ||
+            p.filterTable->getNumFilters() != p.numFilters || p.filterTable->getCutoff() != p.cutoff))
+        throw OpenMMException("CGSchNetForce: the filter table does not match the weights");
 }
 
 void CGSchNetReferenceModel::setParameters(const CGSchNetReferenceParameters& parameters) {
@@ -183,6 +186,7 @@ double CGSchNetReferenceModel::compute(const vector<Vec3>& positions, const Vec3
     const int numBlocks = (int) params.blocks.size();
     const int numLayers = (int) params.outputWeights.size();
     const double cutoff = params.cutoff;
+    const CGSchNetFilterTable* table = params.filterTable.get();
 
     // Find the pairs inside the cutoff and evaluate everything that depends on r alone.
 
@@ -217,6 +221,8 @@ double CGSchNetReferenceModel::compute(const vector<Vec3>& positions, const Vec3
         double r = pairR[p];
         pairCutoff[p] = 0.5*(cos(PI*r/cutoff)+1.0);
         pairCutoffDeriv[p] = -0.5*(PI/cutoff)*sin(PI*r/cutoff);
+        if (table != NULL)
+            continue;  // the tabulated filters need no radial basis
         for (int k = 0; k < K; k++) {
             double mu = params.rbfCenters[k], gamma = params.rbfWidths[k];
             if (params.rbfType == CGSchNetForce::Gaussian) {
@@ -236,7 +242,8 @@ double CGSchNetReferenceModel::compute(const vector<Vec3>& positions, const Vec3
     }
 
     // Forward pass, keeping what the backward pass needs: per block the filter pre-activation q
-    // and the unscaled filter w0 of each pair, y = h B and the update pre-activation z of each bead.
+    // (or, with tabulated filters, dw0/dr) and the unscaled filter w0 of each pair, y = h B and the
+    // update pre-activation z of each bead.
 
     vector<double> h(N*F);
     for (int i = 0; i < N; i++)
@@ -258,6 +265,11 @@ double CGSchNetReferenceModel::compute(const vector<Vec3>& positions, const Vec3
         y.resize(N*NF);
         z.resize(N*F);
         for (int p = 0; p < P; p++) {
+            if (table != NULL) {
+                // q holds dw0/dr here.
+                table->evaluate(b, pairR[p], &w0[p*NF], &q[p*NF]);
+                continue;
+            }
             rowTimesMatrix(&pairRBF[p*K], &block.filterWeights1[0], K, NF, &q[p*NF]);
             for (int c = 0; c < NF; c++)
                 q[p*NF+c] += block.filterBias1[c];
@@ -364,6 +376,14 @@ double CGSchNetReferenceModel::compute(const vector<Vec3>& positions, const Vec3
                 double dWc = dm[i*NF+c]*y[j*NF+c] + dm[j*NF+c]*y[i*NF+c];
                 dw0[c] = dWc*fc;
                 dfc += dWc*w0[p*NF+c];
+            }
+            if (table != NULL) {
+                // dU/dr through w0 is dU/dw0 . dw0/dr, the derivative the table provides.
+                double dr = dfc*pairCutoffDeriv[p];
+                for (int c = 0; c < NF; c++)
+                    dr += dw0[c]*q[p*NF+c];
+                pairEnergyDeriv[p] += dr;
+                continue;
             }
             rowTimesTranspose(&dw0[0], &block.filterWeights2[0], NF, NF, &dq[0]);
             activationDerivative(&q[p*NF], &dact[0], NF);

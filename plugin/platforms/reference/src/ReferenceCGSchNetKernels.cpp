@@ -48,6 +48,8 @@ CGSchNetReferenceParameters ReferenceCalcCGSchNetForceKernel::extractParameters(
         params.outputWeights.push_back(force.getOutputLayerWeights(l));
         params.outputBiases.push_back(force.getOutputLayerBias(l));
     }
+    if (force.getFilterTabulationPoints() > 0)
+        params.filterTable = make_shared<CGSchNetFilterTable>(force, force.getFilterTabulationPoints());
     return params;
 }
 

@@ -1,4 +1,6 @@
-"""A small built-in demonstration: a CG chain with a CGSchNet force on every platform."""
+"""A platform check (``cgml platforms``): a CG chain with a random CGSchNet force on every platform,
+compared with the Reference platform, with steps/s.  ``chain_positions`` and ``build_chain_system``
+make the test chains that tests and benchmarks share."""
 
 import time
 
@@ -6,11 +8,11 @@ import numpy as np
 import openmm
 from openmm import unit
 
-#: Distance between consecutive beads of the demo chain (a C-alpha trace), in nm.
+#: Distance between consecutive beads of the test chain (a C-alpha trace), in nm.
 BOND_LENGTH = 0.38
-#: Harmonic bond constant of the demo chain, in kJ/mol/nm^2.
+#: Harmonic bond constant of the test chain, in kJ/mol/nm^2.
 BOND_K = 10000.0
-#: Bead mass of the demo chain (about one residue), in amu.
+#: Bead mass of the test chain (about one residue), in amu.
 BEAD_MASS = 110.0
 
 
@@ -72,7 +74,7 @@ def available_platforms():
     return [name for name, ok in plugin_status()["platforms"].items() if ok]
 
 
-def run_platform_demo(n_beads=10, n_replicas=1, n_steps=1000, platforms=None, seed=0, print_fn=print):
+def run_platform_check(n_beads=10, n_replicas=1, n_steps=1000, platforms=None, seed=0, print_fn=print):
     """Run a CG chain with a random CGSchNet on each platform and report agreement and speed.
 
     Returns

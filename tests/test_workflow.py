@@ -1,0 +1,184 @@
+"""The end-to-end workflow: the example config chain and ``cgml demo`` (openmmcgml.workflow)."""
+
+import json
+import math
+import os
+
+import pytest
+import yaml
+
+from openmmcgml.cli import main as cgml_main
+from openmmcgml.workflow import STAGES, SUMMARY_ROWS, demo_config, format_summary, run_alanine_demo
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIGS = os.path.join(ROOT, "examples", "configs")
+
+#: The alanine chain of example configs in order, each with the overrides that make it tiny (sizes only:
+#: every path is the config's own, so each command reads what the one before it wrote).
+CHAIN = [
+    ("oracle", "oracle-alanine.yaml", ["n_steps=400", "save_every=20", "equilibration_steps=20", "n_runs=2"]),
+    ("map", "map-alanine.yaml", []),
+    ("fit-priors", "fit-priors-alanine.yaml", ["plot=null"]),
+    ("train", "train-alanine.yaml", ["model.n_features=8", "model.n_filters=8", "model.n_rbf=6",
+                                     "model.n_interactions=1", "model.output_hidden=[8]", "training.max_epochs=2",
+                                     "training.batch_size=16", "training.num_threads=1"]),
+    ("simulate", "simulate-alanine.yaml", ["replicas=2", "steps=200", "report_interval=20", "checkpoint_interval=100"]),
+    ("evaluate", "evaluate-alanine.yaml", ["lagtime=2", "plots=false"]),
+]
+
+
+def _config(name):
+    with open(os.path.join(CONFIGS, name)) as handle:
+        return yaml.safe_load(handle)
+
+
+def test_example_configs_chain_by_their_paths():
+    """Each config of the chain reads the files the one before it writes."""
+    oracle, mapping, priors, train, simulate, evaluate = (_config(name) for _, name, _ in CHAIN)
+    assert mapping["input"] == oracle["output"]
+    assert priors["data"] == mapping["output"] and train["data"] == mapping["output"]
+    assert train["priors"] == priors["output"]
+    assert simulate["model"] == train["output"] and simulate["initial"]["reference"] == mapping["output"]
+    assert evaluate["reference"] == mapping["output"] and evaluate["samples"] == simulate["output"]
+    assert priors["terms"] == ["bonds", "angles", "repulsion"]
+
+
+def test_example_config_chain_runs(tmp_path, monkeypatch, capsys):
+    """oracle -> map -> fit-priors -> train -> simulate -> evaluate with the example configs, in a fresh folder."""
+    monkeypatch.chdir(tmp_path)
+    for command, name, overrides in CHAIN:
+        arguments = [command, os.path.join(CONFIGS, name), "--quiet"]
+        for item in overrides:
+            arguments += ["--set", item]
+        assert cgml_main(arguments) == 0, (command, capsys.readouterr().err)
+    evaluate = _config("evaluate-alanine.yaml")
+    with open(os.path.join(evaluate["output"], "metrics.json")) as handle:
+        metrics = json.load(handle)
+    assert metrics["kind"] == "alanine" and metrics["n_reference_frames"] == 40 and metrics["n_model_frames"] == 18
+    assert all(math.isfinite(metrics[key]) for key in ("phi_psi_js", "phi_js", "psi_js", "tica_w1_2d"))
+
+
+def test_every_command_takes_the_same_config_options(tmp_path, capsys):
+    """CONFIG is optional, --set, --print-config and --quiet everywhere; errors are one line and exit 2."""
+    for command in ("oracle", "map", "fit-priors", "train", "simulate", "evaluate", "demo"):
+        assert cgml_main([command, "--print-config", "--set", "seed=5"] if command == "simulate" else
+                         [command, "--print-config"] + (["--set", "system=alanine-dipeptide", "--set", "output=a.h5"]
+                                                        if command == "oracle" else [])) == 0, command
+        printed = yaml.safe_load(capsys.readouterr().out)
+        assert isinstance(printed, dict), command
+    assert cgml_main(["train", "--set", "model.n_features=8", "--print-config"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["model"]["n_features"] == 8 and printed["model"]["n_filters"] == 64  # sections filled in
+    for command in ("map", "fit-priors", "train", "simulate", "evaluate", "demo"):
+        assert cgml_main([command, "--set", "no_such_setting=1"]) == 2, command
+        error = capsys.readouterr().err
+        assert error.startswith(f"cgml {command}: error: unknown") and "no_such_setting" in error, error
+    assert cgml_main(["fit-priors", str(tmp_path / "missing.yaml")]) == 2
+    assert "config file not found" in capsys.readouterr().err
+    assert cgml_main(["train", "--set", "data=" + str(tmp_path / "none.h5"), "--set", "priors=p.json"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------- cgml demo
+
+@pytest.fixture(scope="module")
+def quick_demo(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("demo")
+    lines = []
+    summary = run_alanine_demo(folder, quick=True, progress=False, print_fn=lines.append)
+    return folder, summary, lines
+
+
+def test_quick_demo_reports_finite_metrics_for_every_model(quick_demo):
+    folder, summary, lines = quick_demo
+    metrics = summary["metrics"]
+    for column in ("trained", "priors_only", "noise_floor"):
+        for key, _ in SUMMARY_ROWS:
+            value = metrics[column][key]
+            if column == "noise_floor" and key.endswith("force_mse"):
+                assert value is None
+            else:
+                assert value is not None and math.isfinite(value), (column, key, value)
+    for column in ("trained", "priors_only", "noise_floor"):
+        assert 0.0 <= metrics[column]["phi_psi_js"] <= math.sqrt(math.log(2)) + 1e-9
+    # The network learned something: on the validation runs it beats the priors alone.
+    assert metrics["trained"]["val_force_mse"] < metrics["priors_only"]["val_force_mse"]
+    assert summary["ratio_to_noise_floor"] == pytest.approx(metrics["trained"]["phi_psi_js"]
+                                                            / metrics["noise_floor"]["phi_psi_js"])
+    table = format_summary(summary)
+    assert table in "\n".join(lines) and "noise floor (AA vs AA)" in table
+    with open(folder / "summary.md") as handle:
+        assert table in handle.read()
+    with open(folder / "summary.json") as handle:
+        assert json.load(handle)["metrics"]["trained"]["phi_psi_js"] == metrics["trained"]["phi_psi_js"]
+    assert set(summary["stage_seconds"]) >= set(STAGES) - {"summary"}
+
+
+def test_quick_demo_files(quick_demo):
+    from openmmcgml.cgmodel import CGModel
+    from openmmcgml.data import read_trajectory
+    from openmmcgml.priors import PriorSet
+
+    folder, summary, _ = quick_demo
+    config = demo_config(quick=True)
+    runs, steps = config["oracle"]["n_runs"], config["oracle"]["n_steps"] // config["oracle"]["save_every"]
+    for which in ("training", "reference"):
+        cg = read_trajectory(folder / "data" / f"{which}-cg.h5")
+        assert cg.n_frames == runs * steps and cg.n_particles == 5
+        assert cg.metadata.mapping["force_map"] == "partition"
+    training, reference = (read_trajectory(folder / "data" / f"{w}-aa.h5") for w in ("training", "reference"))
+    assert training.metadata.extra["seed"] != reference.metadata.extra["seed"]  # independent sets
+    assert list(PriorSet.load(folder / "models" / "priors.json").terms) == ["bonds", "angles", "repulsion"]
+    trained = CGModel.load(folder / "models" / "trained.pt")
+    baseline = CGModel.load(folder / "models" / "priors-only.pt")
+    assert trained.model is not None and baseline.model is None
+    assert "dihedrals" in trained.priors.terms and "dihedrals" not in baseline.priors.terms  # learned sine terms
+    for name in ("trained", "priors-only"):
+        run = read_trajectory(folder / "runs" / f"{name}.h5")
+        assert run.n_frames == config["simulate"]["replicas"] * config["simulate"]["steps"] // config["simulate"]["report_interval"]
+    for name in ("trained", "priors-only", "noise-floor"):
+        assert (folder / "evaluation" / name / "metrics.json").exists()
+    for path in summary["plots"]["training"]:
+        assert os.path.getsize(path) > 1000
+
+
+def test_quick_demo_resumes_skips_and_redoes(quick_demo):
+    folder, summary, _ = quick_demo
+    lines = []
+    again = run_alanine_demo(folder, quick=True, progress=False, print_fn=lines.append)
+    assert sum("done already" in line for line in lines) == len(STAGES) - 1
+    assert again["metrics"] == summary["metrics"]
+    # Changed settings of a finished stage are refused, naming the stage and the change ...
+    with pytest.raises(ValueError, match=r"stage 'simulate' ran with other settings \(simulate.steps: 1000 -> 1200"):
+        run_alanine_demo(folder, {"simulate": {"steps": 1200}}, quick=True, progress=False, print_fn=None)
+    # ... and a stage named by fresh= runs again with the stages after it; the ones before are kept.
+    lines = []
+    before = os.path.getmtime(folder / "models" / "trained.pt")
+    redone = run_alanine_demo(folder, {"simulate": {"steps": 1200}}, quick=True, fresh="simulate", progress=False,
+                              print_fn=lines.append)
+    assert os.path.getmtime(folder / "models" / "trained.pt") == before
+    assert sum("done already" in line for line in lines) == STAGES.index("simulate")
+    assert redone["settings"]["simulate"]["steps"] == 1200
+    with pytest.raises(ValueError, match="fresh must be True or a stage name"):
+        run_alanine_demo(folder, quick=True, fresh="everything", print_fn=None)
+
+
+def test_demo_settings():
+    config = demo_config(overrides=["train.training.max_epochs=2", "oracle.n_runs=3"])
+    assert config["train"]["training"]["max_epochs"] == 2 and config["oracle"]["n_runs"] == 3
+    assert config["fit_priors"]["terms"] == ["bonds", "angles", "repulsion"]
+    assert config["oracle"]["temperature"] == 300.0
+    with pytest.raises(ValueError, match="unknown demo setting.*oracle.n_stepz"):
+        demo_config({"oracle": {"n_stepz": 1}})
+    with pytest.raises(ValueError, match="the demo sets simulate.output itself"):
+        demo_config({"simulate": {"output": "x.h5"}})
+    with pytest.raises(ValueError, match="unknown demo setting.*train.model.width"):
+        demo_config(overrides=["train.model.width=3"])
+
+
+def test_cli_demo_quick_in_the_same_folder(quick_demo, capsys):
+    folder, summary, _ = quick_demo
+    assert cgml_main(["demo", "--quick", "--quiet", "-o", str(folder), "--fresh", "simulate",
+                      "--set", "simulate.steps=1200"]) == 0
+    out = capsys.readouterr().out
+    assert "phi/psi JS distance (2-D, 50x50)" in out and "summary:" in out
