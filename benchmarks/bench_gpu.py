@@ -75,7 +75,10 @@ def build_positions(n_molecules, per_molecule, compact, seed=0):
     # Protein-like density for compact chains: about 8 beads per nm^3.
     radius = (3 * per_molecule / (4 * np.pi * 8.0)) ** (1 / 3) + 0.5 if compact else None
     one = random_chain(per_molecule, rng, radius)
-    return np.concatenate([one + [4.0 * k, 0.0, 0.0] for k in range(n_molecules)])
+    # Replicas on a cubic grid 4 nm apart: coordinates stay small enough for single precision.
+    side = int(np.ceil(n_molecules ** (1 / 3)))
+    offsets = [4.0 * np.array([k % side, (k // side) % side, k // side**2]) for k in range(n_molecules)]
+    return np.concatenate([one + offset for offset in offsets])
 
 
 def active_pairs(positions, n_molecules, per_molecule, cutoff):
@@ -133,18 +136,15 @@ def make_model(small, seed=0):
 # ----------------------------------------------------------------------------------- one entry
 
 def time_steps(context, integrator, min_time):
-    """Integrator steps per second, after warm-up, synchronised with a state download."""
+    """Integrator steps per second: after a warm-up, one timed run of about min_time seconds,
+    ended by a state download (so the device has finished)."""
     integrator.step(10)
     context.getState(getEnergy=True)
-    steps, start = 10, time.perf_counter()
-    while True:
-        integrator.step(steps)
-        context.getState(getEnergy=True)
-        elapsed = time.perf_counter() - start
-        if elapsed >= min_time:
-            break
-        steps = min(2 * steps, 100000)
-    # Time one run of the final size, now that its length is known to be long enough.
+    start = time.perf_counter()
+    integrator.step(20)
+    context.getState(getEnergy=True)
+    rate = 20 / (time.perf_counter() - start)
+    steps = max(20, min(int(rate * min_time), 1000000))
     start = time.perf_counter()
     integrator.step(steps)
     context.getState(getEnergy=True)
