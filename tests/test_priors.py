@@ -11,6 +11,7 @@ from openmm import unit
 
 from openmmcgml.priors import (
     BOLTZMANN,
+    DihedralMap,
     FourierDihedrals,
     HarmonicAngles,
     HarmonicBonds,
@@ -21,6 +22,8 @@ from openmmcgml.priors import (
     compute_angles,
     compute_dihedrals,
     dihedral_list,
+    dihedral_map_modes,
+    dihedral_pairs,
     fit_priors,
     plot_prior_fit,
     repulsion_pairs,
@@ -261,6 +264,36 @@ def test_openmm_forces_equal_torch():
         te, tf = single.energy_and_forces(torch.as_tensor(frames[:1]))
         assert abs(e - float(te[0])) <= 1e-8 * max(abs(e), 1e-12), name
         assert np.linalg.norm(f - tf[0].numpy()) <= 1e-8 * np.linalg.norm(f), name
+
+
+def test_dihedral_map_term():
+    """The 2-D Fourier map over dihedral pairs: torch equals OpenMM, round trips, mirror images differ."""
+    rng = np.random.default_rng(12)
+    bonds = chain_bonds(6)
+    pairs = dihedral_pairs(6, bonds)
+    assert pairs.tolist() == [[0, 1, 2, 3, 4], [1, 2, 3, 4, 5]]
+    assert dihedral_pairs(5, [[0, 1], [1, 2], [2, 3], [1, 4]]).size == 0  # a branch: no dihedral pair
+    term = DihedralMap(pairs, cos=rng.normal(size=(2, 12)), sin=rng.normal(size=(2, 12)))
+    assert term.order == 2 and term.modes == dihedral_map_modes(2)
+    priors = PriorSet(6, bonds, [term], temperature=T)
+    frames = random_frames(rng, 4, 6)
+    energy, forces = priors.energy_and_forces(torch.as_tensor(frames))
+    for frame in range(len(frames)):
+        e, f = openmm_energy_forces(priors.to_openmm_forces(), frames[frame])
+        assert abs(e - float(energy[frame])) <= 1e-8 * max(abs(e), 1.0)
+        assert np.linalg.norm(f - forces[frame].numpy()) <= 1e-7 * np.linalg.norm(f)
+    # by hand: phi and psi of the first pair in OpenMM's sign convention
+    phi, psi = compute_dihedrals(frames, pairs[:1, :4])[:, 0], compute_dihedrals(frames, pairs[:1, 1:])[:, 0]
+    single = PriorSet(6, bonds, [DihedralMap(pairs[:1], cos=np.zeros((1, 4)), sin=[[0.0, 0.0, 0.0, 1.0]])])
+    assert np.allclose(single.energy(torch.as_tensor(frames)).numpy(), np.sin(phi + psi))
+    mirrored = frames * np.array([1.0, 1.0, -1.0])  # a mirror image: every dihedral changes sign
+    assert not np.allclose(single.energy(torch.as_tensor(mirrored)).numpy(), np.sin(phi + psi))
+    again = PriorSet.from_dict(json.loads(json.dumps(priors.to_dict())))
+    assert torch.equal(again.energy(torch.as_tensor(frames)), priors.energy(torch.as_tensor(frames)))
+    with pytest.raises(ValueError, match="not 2 N"):
+        DihedralMap(pairs, cos=np.zeros((2, 5)), sin=np.zeros((2, 5)))
+    with pytest.raises(ValueError, match="learned by force matching"):
+        fit_priors(frames, bonds, T, terms=["bonds", "dihedral_map"])
 
 
 def test_replicas_never_coupled():

@@ -17,8 +17,8 @@ from openmm import unit
 
 from openmmcgml.cgmodel import CGModel
 from openmmcgml.models import CGSchNet
-from openmmcgml.priors import (BOLTZMANN, FourierDihedrals, HarmonicAngles, HarmonicBonds, PriorSet, Repulsion,
-                               angle_list, chain_bonds, compute_dihedrals, dihedral_list, repulsion_pairs)
+from openmmcgml.priors import (BOLTZMANN, DihedralMap, HarmonicAngles, HarmonicBonds, PriorSet, Repulsion, angle_list,
+                               chain_bonds, dihedral_map_modes, dihedral_pairs, repulsion_pairs)
 from openmmcgml.training import ForceMatching, check_force_data, plot_loss_curve, read_cg_dataset, split_by_trajectory
 
 T = 300.0
@@ -395,58 +395,57 @@ def test_cli_train_with_example_configs(synthetic, tmp_path, capsys):
     assert "unknown training setting(s) epochs" in capsys.readouterr().err
 
 
-def test_dihedral_sines_learn_what_a_distance_network_cannot():
-    """A chiral potential, priors + s sin(phi) on both dihedrals, is learned with dihedral_sines.
+def test_dihedral_map_learns_what_a_distance_network_cannot():
+    """A chiral potential, priors + sine terms of (phi, psi), is learned with dihedral_map.
 
-    A network of distances gives mirror images the same energy, so it cannot represent the odd
-    term; the sine terms learned with it recover s, and the model file holds them as a dihedral
-    term that OpenMM evaluates like the torch model.
+    A network of distances gives mirror images the same energy, so it cannot represent terms odd
+    under (phi, psi) -> (-phi, -psi); the dihedral map learned with it recovers them, and the model
+    file holds the map as a prior term that OpenMM evaluates like the torch model.
     """
     priors = chain_priors()
-    dihedrals = dihedral_list(N_BEADS, priors.bonds)
-    s_true = np.array([6.0, -4.0])
+    pairs = dihedral_pairs(N_BEADS, priors.bonds)
+    modes = dihedral_map_modes(1)  # (0, 1), (1, -1), (1, 0), (1, 1)
+    true_sin = np.array([[0.0, 0.0, 6.0, -4.0]])
     chiral = PriorSet(N_BEADS, priors.bonds, list(priors.terms.values()) + [
-        FourierDihedrals(dihedrals, k=np.abs(s_true)[:, None], phase=np.sign(s_true)[:, None] * np.pi / 2)],
-        temperature=T)
+        DihedralMap(pairs, cos=np.zeros((1, 4)), sin=true_sin)], temperature=T)
     truth = CGModel(None, chiral, BEAD_TYPES, masses=[110.0] * N_BEADS, temperature=T)
     x, runs = simulate(truth, n_replicas=4, n_frames=300, interval=20, seed=11)
     _, exact = truth.energy_and_forces(x)
     noisy = exact.numpy() + np.random.default_rng(1).normal(scale=5.0, size=exact.shape)
     losses = {}
-    for sines in (0, 2):
+    for order in (0, 1):
         torch.manual_seed(3)
         fm = ForceMatching(CGSchNet(**ARCHITECTURE), priors, BEAD_TYPES, lr=3e-3, batch_size=32, max_epochs=12,
                            patience=None, validation_trajectories=[3], progress=False, num_threads=1,
-                           dihedral_sines=sines)
+                           dihedral_map=order)
         fm.fit(x, noisy, runs)
-        losses[sines] = fm.best_val_loss_
-    learned = fm.sine_coefficients_
-    assert learned.shape == (2, 2)
-    np.testing.assert_allclose(learned[:, 0], s_true, atol=1.0)
-    assert np.abs(learned[:, 1]).max() < 1.0
-    assert losses[2] < losses[0] - 1.0, losses  # noise variance 25: the odd part is what was missing
+        losses[order] = fm.best_val_loss_
+    assert fm.map_modes == modes and fm.map_pairs.tolist() == [[0, 1, 2, 3, 4]]
+    cos, sin = fm.dihedral_map_coefficients_
+    np.testing.assert_allclose(sin, true_sin, atol=1.0)
+    assert losses[1] < losses[0] - 1.0, losses  # noise variance 25: the odd part is what was missing
     cg = fm.to_cgmodel(masses=[110.0] * N_BEADS)
-    assert "dihedrals" in cg.priors.terms and cg.metadata["force_matching"]["settings"]["dihedral_sines"] == 2
+    assert cg.priors["dihedral_map"].order == 1 and cg.metadata["force_matching"]["settings"]["dihedral_map"] == 1
     np.testing.assert_allclose(cg.energy_and_forces(x[:20])[1].numpy(), fm.predict(x[:20]), rtol=1e-4, atol=1e-3)
-    with pytest.raises(ValueError, match="dihedral_sines must be a non-negative integer"):
-        ForceMatching(CGSchNet(**ARCHITECTURE), priors, BEAD_TYPES, dihedral_sines=-1)
+    with pytest.raises(ValueError, match="dihedral_map must be a non-negative integer"):
+        ForceMatching(CGSchNet(**ARCHITECTURE), priors, BEAD_TYPES, dihedral_map=-1)
+    with pytest.raises(ValueError, match="dihedral_map needs two dihedrals"):
+        ForceMatching(CGSchNet(**ARCHITECTURE), PriorSet(4, terms=[]), [0, 1, 1, 0], dihedral_map=1)
 
 
-def test_trained_priors_merge_sines_with_a_dihedral_prior():
+def test_trained_priors_add_to_a_map_the_priors_hold():
     priors = chain_priors()
-    dihedrals = dihedral_list(N_BEADS, priors.bonds)
-    prior = FourierDihedrals(dihedrals, k=[[2.0], [1.0]], phase=[[0.3], [2.0]])
-    with_prior = PriorSet(N_BEADS, priors.bonds, list(priors.terms.values()) + [prior], temperature=T)
-    fm = ForceMatching(CGSchNet(**ARCHITECTURE), with_prior, BEAD_TYPES, dihedral_sines=2, progress=False)
-    fm._init_sines(torch.float64, "cpu")
+    pairs = dihedral_pairs(N_BEADS, priors.bonds)
+    held = DihedralMap(pairs, cos=[[1.0, 0.0, 0.5, 0.0]], sin=[[0.0, 2.0, 0.0, 0.0]])
+    with_map = PriorSet(N_BEADS, priors.bonds, list(priors.terms.values()) + [held], temperature=T)
+    fm = ForceMatching(CGSchNet(**ARCHITECTURE), with_map, BEAD_TYPES, dihedral_map=1, progress=False)
+    fm._init_map(torch.float64, "cpu")
     with torch.no_grad():
-        fm._sines.copy_(torch.tensor([[0.1, -0.2], [0.05, 0.3]]))
-    merged = fm.trained_priors()
-    assert merged["dihedrals"].order == 2
-    x = torch.as_tensor(simulate(CGModel(None, priors, BEAD_TYPES, masses=[110.0] * N_BEADS), 1, 5)[0])
-    phi = torch.as_tensor(compute_dihedrals(x.numpy(), dihedrals))
-    n = torch.arange(1, 3, dtype=torch.float64)
-    sines = (torch.tensor(fm.sine_coefficients_) * torch.sin(n * phi.unsqueeze(-1))).sum((-1, -2))
-    expected = with_prior.energy(x) + sines
-    difference = merged.energy(x) - expected
-    assert float(difference.max() - difference.min()) < 1e-9  # equal up to a constant
+        fm._map.copy_(torch.tensor([[[0.1, 0.0, 0.0, 0.0], [0.0, 0.0, -0.2, 0.3]]]))
+    merged = fm.trained_priors()["dihedral_map"]
+    np.testing.assert_allclose(merged.parameters["cos"], [[2.0, 0.0, 0.5, 0.0]])
+    np.testing.assert_allclose(merged.parameters["sin"], [[0.0, 2.0, -2.0, 3.0]])
+    other = ForceMatching(CGSchNet(**ARCHITECTURE), with_map, BEAD_TYPES, dihedral_map=2, progress=False)
+    other._init_map(torch.float64, "cpu")
+    with pytest.raises(ValueError, match="another order"):
+        other.trained_priors()

@@ -132,7 +132,7 @@ def test_quick_demo_files(quick_demo):
     trained = CGModel.load(folder / "models" / "trained.pt")
     baseline = CGModel.load(folder / "models" / "priors-only.pt")
     assert trained.model is not None and baseline.model is None
-    assert "dihedrals" in trained.priors.terms and "dihedrals" not in baseline.priors.terms  # learned sine terms
+    assert "dihedral_map" in trained.priors.terms and "dihedral_map" not in baseline.priors.terms  # learned
     for name in ("trained", "priors-only"):
         run = read_trajectory(folder / "runs" / f"{name}.h5")
         assert run.n_frames == config["simulate"]["replicas"] * config["simulate"]["steps"] // config["simulate"]["report_interval"]

@@ -22,10 +22,15 @@ term            energy                                       OpenMM force
 ``angles``      ``0.5 k (theta - theta0)^2``                  ``HarmonicAngleForce``
 ``dihedrals``   ``sum_n k_n (1 + cos(n phi - phi_n))``        ``PeriodicTorsionForce``, n = 1..N
 ``repulsion``   ``epsilon (sigma / r)^6``                     ``CustomBondForce`` over pairs
+``dihedral_map`` ``sum_mn a_mn cos(m phi + n psi)``            ``CustomCompoundBondForce`` over
+                ``+ b_mn sin(m phi + n psi)``                 five beads (two dihedrals)
 ==============  ===========================================  =====================================
 
 ``theta`` is the angle at the middle bead; ``phi`` follows OpenMM's (IUPAC) sign convention, the
-one of ``mdtraj.compute_dihedrals``.  :func:`fit_priors` fits all of them to mapped data.
+one of ``mdtraj.compute_dihedrals``.  :func:`fit_priors` fits the first four to mapped data;
+``dihedral_map`` (a smooth correction map over pairs of consecutive dihedrals, like a CMAP) is
+not a Boltzmann-inversion prior: force matching learns it with the network
+(:class:`~openmmcgml.training.ForceMatching`'s ``dihedral_map``).
 
 Examples
 --------
@@ -54,6 +59,7 @@ __all__ = [
     "HarmonicAngles",
     "HarmonicBonds",
     "FourierDihedrals",
+    "DihedralMap",
     "PriorSet",
     "PriorTerm",
     "Repulsion",
@@ -64,6 +70,8 @@ __all__ = [
     "compute_dihedrals",
     "compute_distances",
     "dihedral_list",
+    "dihedral_map_modes",
+    "dihedral_pairs",
     "fit_priors",
     "plot_prior_fit",
     "repulsion_pairs",
@@ -72,7 +80,7 @@ __all__ = [
 #: Boltzmann's constant in kJ/mol/K (OpenMM's value).
 BOLTZMANN = 0.00831446261815324
 #: The names of the prior terms, in the order a PriorSet keeps them.
-TERM_NAMES = ("bonds", "angles", "dihedrals", "repulsion")
+TERM_NAMES = ("bonds", "angles", "dihedrals", "repulsion", "dihedral_map")
 _FORMAT = "openmm-cgml-priors"
 _FORMAT_VERSION = 1
 
@@ -149,6 +157,37 @@ def dihedral_list(n_beads: int, bonds) -> np.ndarray:
                 if len({i, j, k, l}) == 4:
                     dihedrals.add((i, j, k, l) if i < l else (l, k, j, i))
     return np.array(sorted(dihedrals), dtype=np.int64).reshape(-1, 4)
+
+
+def dihedral_pairs(n_beads: int, bonds) -> np.ndarray:
+    """Every pair of dihedrals that share three beads, as the five beads ``(i, j, k, l, m)`` of
+    ``phi = (i, j, k, l)`` and ``psi = (j, k, l, m)``; for a chain, consecutive dihedrals.
+
+    >>> dihedral_pairs(6, chain_bonds(6)).tolist()
+    [[0, 1, 2, 3, 4], [1, 2, 3, 4, 5]]
+    """
+    dihedrals = [tuple(d) for d in dihedral_list(n_beads, bonds).tolist()]
+    oriented = set(dihedrals) | {d[::-1] for d in dihedrals}
+    pairs = set()
+    for i, j, k, l in oriented:
+        for m in range(n_beads):
+            if m not in (i, j, k, l) and (j, k, l, m) in oriented:
+                pair = (i, j, k, l, m)
+                pairs.add(min(pair, pair[::-1]))
+    return np.array(sorted(pairs), dtype=np.int64).reshape(-1, 5)
+
+
+def dihedral_map_modes(order: int) -> list:
+    """The Fourier modes ``(m, n)`` of a dihedral map of the given order: ``0 <= m <= order``,
+    ``-order <= n <= order``, one of each pair ``(m, n), (-m, -n)``, without ``(0, 0)``.
+
+    >>> dihedral_map_modes(1)
+    [(0, 1), (1, -1), (1, 0), (1, 1)]
+    >>> len(dihedral_map_modes(2)), len(dihedral_map_modes(3))
+    (12, 24)
+    """
+    order = int(order)
+    return [(m, n) for m in range(order + 1) for n in range(-order, order + 1) if (m, n) > (0, 0)]
 
 
 def _graph_distances(n_beads: int, bonds: np.ndarray) -> np.ndarray:
@@ -487,7 +526,72 @@ class Repulsion(PriorTerm):
         force.addBond(beads[0], beads[1], [float(p["epsilon"]), float(p["sigma"])])
 
 
-_TERM_CLASSES = {cls.name: cls for cls in (HarmonicBonds, HarmonicAngles, FourierDihedrals, Repulsion)}
+class DihedralMap(PriorTerm):
+    """A smooth map over two dihedrals that share three beads (like a CMAP), as a 2-D Fourier series
+    ``U = sum_(m, n) a_mn cos(m phi + n psi) + b_mn sin(m phi + n psi)`` over the modes of
+    :func:`dihedral_map_modes` (``order`` N: 2 N (N + 1) modes), ``phi`` = dihedral(i, j, k, l),
+    ``psi`` = dihedral(j, k, l, m).
+
+    The sine terms are odd under ``(phi, psi) -> (-phi, -psi)``, i.e. under a mirror image, which a
+    network of distances cannot express; force matching learns the map with the network
+    (``ForceMatching(dihedral_map=N)``). Built as an OpenMM ``CustomCompoundBondForce`` of five
+    particles with the coefficients as per-bond parameters.
+
+    Parameters
+    ----------
+    indices : array_like of int, shape (n, 5)
+    cos, sin : array_like, shape (n, n_modes)
+        ``a_mn`` and ``b_mn`` in kJ/mol, in the order of :func:`dihedral_map_modes`.
+    """
+
+    name, arity, parameter_names = "dihedral_map", 5, ("cos", "sin")
+
+    def _validate(self):
+        a, b = self.parameters["cos"], self.parameters["sin"]
+        if a.ndim != 2 or b.shape != a.shape:
+            raise ValueError(f"dihedral_map prior: cos and sin must both have shape (n_pairs, n_modes) (got {a.shape} "
+                             f"and {b.shape})")
+        order = self.order
+        if 2 * order * (order + 1) != a.shape[1]:
+            raise ValueError(f"dihedral_map prior: {a.shape[1]} modes is not 2 N (N + 1) for any order N")
+
+    @property
+    def order(self) -> int:
+        """The order N of the Fourier series."""
+        n_modes = self.parameters["cos"].shape[1]
+        return int(round((math.sqrt(1 + 2 * n_modes) - 1) / 2))
+
+    @property
+    def modes(self) -> list:
+        return dihedral_map_modes(self.order)
+
+    def energy(self, positions):
+        torch = _torch()
+        p = self._parameter_tensors(positions)
+        index = self._index_tensor(positions)
+        phi = _t_dihedrals(positions, index[:, :4])
+        psi = _t_dihedrals(positions, index[:, 1:])
+        modes = torch.as_tensor(self.modes, dtype=positions.dtype, device=positions.device).reshape(-1, 2)
+        argument = phi.unsqueeze(-1) * modes[:, 0] + psi.unsqueeze(-1) * modes[:, 1]
+        return (p["cos"] * torch.cos(argument) + p["sin"] * torch.sin(argument)).sum((-1, -2))
+
+    def _openmm_force(self):
+        import openmm
+
+        terms = " + ".join(f"c{k}*cos({m}*phi+({n})*psi) + s{k}*sin({m}*phi+({n})*psi)"
+                           for k, (m, n) in enumerate(self.modes)) or "0"
+        force = openmm.CustomCompoundBondForce(5, f"{terms}; phi=dihedral(p1,p2,p3,p4); psi=dihedral(p2,p3,p4,p5)")
+        for k in range(len(self.modes)):
+            force.addPerBondParameter(f"c{k}")
+        for k in range(len(self.modes)):
+            force.addPerBondParameter(f"s{k}")
+        return force
+
+    def _add(self, force, beads, p):
+        force.addBond(list(beads), [float(v) for v in p["cos"]] + [float(v) for v in p["sin"]])
+
+
+_TERM_CLASSES = {cls.name: cls for cls in (HarmonicBonds, HarmonicAngles, FourierDihedrals, Repulsion, DihedralMap)}
 
 
 # --------------------------------------------------------------------------------------
@@ -844,9 +948,13 @@ def fit_priors(cg_coordinates, bonds=None, temperature: float = 300.0,
     """
     x = _as_coordinates(cg_coordinates)
     n_frames, n_beads, _ = x.shape
-    unknown = [t for t in terms if t not in TERM_NAMES]
+    fittable = tuple(name for name in TERM_NAMES if name != "dihedral_map")
+    if "dihedral_map" in terms:
+        raise ValueError("the dihedral_map term is learned by force matching (ForceMatching(dihedral_map=N)), "
+                         "not fitted by Boltzmann inversion")
+    unknown = [t for t in terms if t not in fittable]
     if unknown:
-        raise ValueError(f"unknown prior terms {unknown}; choose among {TERM_NAMES}")
+        raise ValueError(f"unknown prior terms {unknown}; choose among {fittable}")
     if not (temperature > 0):
         raise ValueError(f"temperature must be positive (got {temperature})")
     n_bins = int(n_bins)

@@ -48,15 +48,15 @@ from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 
-from .priors import FourierDihedrals, PriorSet, dihedral_list
+from .priors import DihedralMap, PriorSet, dihedral_map_modes, dihedral_pairs
 
 __all__ = ["ForceMatching", "check_force_data", "plot_loss_curve", "read_cg_dataset", "split_by_trajectory",
            "write_loss_csv"]
 
 CHECKPOINT_NAME = "checkpoint.pt"
-#: The sine coefficients are trained in units of this many kJ/mol: Adam moves a parameter by about
-#: ``lr`` per step, so in these units a few hundred steps cover terms of a few kJ/mol.
-SINE_UNIT = 10.0
+#: The dihedral-map coefficients are trained in units of this many kJ/mol: Adam moves a parameter
+#: by about ``lr`` per step, so in these units a few hundred steps cover terms of a few kJ/mol.
+MAP_UNIT = 10.0
 LOSS_CSV_NAME = "loss.csv"
 LOSS_PNG_NAME = "loss.png"
 LR_SCHEDULES = ("plateau", "exponential", "cosine", "constant")
@@ -378,15 +378,16 @@ class ForceMatching:
         Small CG models train fastest, and most steadily, with 1 thread: their operations are
         too small to share out, and on a machine whose cores are busy with other work torch's
         thread pool can slow a small model down many times (seen: 50x on 2 shared cores).
-    dihedral_sines : int
-        N > 0 learns, together with the network, ``U = sum_d sum_{n=1..N} s_dn sin(n phi_d)``
-        on every dihedral ``d`` of the priors' bond graph (0: off, the default). A network of
-        pairwise distances cannot tell a configuration from its mirror image, so on its own its
-        free energy is symmetric under ``phi -> -phi`` for all dihedrals at once; a chiral
-        molecule needs an odd term (alanine dipeptide's five backbone beads: its alpha-R and
-        alpha-L basins are mirror images). The sine terms are learned from the forces like the
-        network, never fitted to a histogram; :meth:`to_cgmodel` adds them to the priors as a
-        ``dihedrals`` term (merged with a dihedral prior, if there is one).
+    dihedral_map : int
+        N > 0 learns, together with the network and from the same forces, a smooth map over every
+        pair of dihedrals that share three beads (:class:`~openmmcgml.priors.DihedralMap`: a 2-D
+        Fourier series of order N in ``(phi, psi)``, 2 N (N + 1) modes, cosines and sines); 0 (the
+        default) leaves it out. CGSchNet sees distances only: its energy cannot tell a configuration
+        from its mirror image, and it resolves the dihedral dependence poorly where a distance barely
+        changes with the dihedral (near 0 and 180 degrees). Alanine dipeptide's five backbone beads
+        show both: alpha-R is the mirror image of alpha-L, and beta sits near psi = 180. The map is
+        learned from forces like the network, never fitted to a histogram; :meth:`to_cgmodel` puts
+        it into the priors as their ``dihedral_map`` term (OpenMM ``CustomCompoundBondForce``).
 
     Attributes
     ----------
@@ -414,7 +415,7 @@ class ForceMatching:
                  validation_trajectories: Optional[Sequence[int]] = None, dtype: str = "float32",
                  device: str = "cpu", checkpoint_dir=None, resume: bool = True, seed: int = 0,
                  progress: Union[bool, Callable] = True, eval_batch_size: int = 256,
-                 num_threads: Optional[int] = None, dihedral_sines: int = 0):
+                 num_threads: Optional[int] = None, dihedral_map: int = 0):
         from .models import CGSchNet, CGTopology
 
         if not isinstance(model, CGSchNet):
@@ -459,13 +460,16 @@ class ForceMatching:
         if num_threads is not None and (int(num_threads) != num_threads or num_threads < 1):
             raise ValueError(f"num_threads must be a positive integer or None (got {num_threads!r})")
         self.num_threads = None if num_threads is None else int(num_threads)
-        if isinstance(dihedral_sines, bool) or int(dihedral_sines) != dihedral_sines or dihedral_sines < 0:
-            raise ValueError(f"dihedral_sines must be a non-negative integer (got {dihedral_sines!r})")
-        self.dihedral_sines = int(dihedral_sines)
-        self.sine_dihedrals = dihedral_list(priors.n_beads, priors.bonds) if self.dihedral_sines else np.zeros((0, 4), int)
-        if self.dihedral_sines and len(self.sine_dihedrals) == 0:
-            raise ValueError("dihedral_sines needs dihedrals, and the priors' bond graph has none")
-        self._sines = None
+        if isinstance(dihedral_map, bool) or int(dihedral_map) != dihedral_map or dihedral_map < 0:
+            raise ValueError(f"dihedral_map must be a non-negative integer (got {dihedral_map!r})")
+        self.dihedral_map = int(dihedral_map)
+        self.map_pairs = (dihedral_pairs(priors.n_beads, priors.bonds) if self.dihedral_map
+                          else np.zeros((0, 5), dtype=np.int64))
+        if self.dihedral_map and len(self.map_pairs) == 0:
+            raise ValueError("dihedral_map needs two dihedrals that share three beads, and the priors' bond graph "
+                             "has none")
+        self.map_modes = dihedral_map_modes(self.dihedral_map)
+        self._map = None
 
     # ---------------------------------------------------------------------- helpers
 
@@ -481,7 +485,7 @@ class ForceMatching:
                 "lr_schedule": self.lr_schedule, "lr_factor": self.lr_factor, "lr_patience": self.lr_patience,
                 "min_lr": self.min_lr, "weight_decay": self.weight_decay, "max_grad_norm": self.max_grad_norm,
                 "dtype": self.dtype, "seed": self.seed, "bead_types": self.bead_types,
-                "exclusions": [list(p) for p in self.exclusions], "dihedral_sines": self.dihedral_sines}
+                "exclusions": [list(p) for p in self.exclusions], "dihedral_map": self.dihedral_map}
 
     def _model_config(self) -> dict:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.model.config.items()}
@@ -501,65 +505,62 @@ class ForceMatching:
 
     def _forces(self, x, create_graph=False):
         _, forces = self.model.energy_and_forces(x, self.topology, create_graph=create_graph)
-        if self._sines is not None:
-            forces = forces + self._sine_forces(x, create_graph)
+        if self._map is not None:
+            forces = forces + self._map_forces(x, create_graph)
         return forces
 
-    def _sine_forces(self, x, create_graph=False):
-        """Forces of the learned sine terms (see ``dihedral_sines``)."""
+    def _map_forces(self, x, create_graph=False):
+        """Forces of the learned dihedral map (see ``dihedral_map``)."""
         import torch
 
         from .priors import _t_dihedrals
 
         with torch.enable_grad():
             positions = x.detach().requires_grad_(True)
-            phi = _t_dihedrals(positions, torch.as_tensor(self.sine_dihedrals, device=x.device))
-            n = torch.arange(1, self.dihedral_sines + 1, dtype=x.dtype, device=x.device)
-            energy = SINE_UNIT * (self._sines * torch.sin(n * phi.unsqueeze(-1))).sum()
+            pairs = torch.as_tensor(self.map_pairs, device=x.device)
+            phi = _t_dihedrals(positions, pairs[:, :4])
+            psi = _t_dihedrals(positions, pairs[:, 1:])
+            modes = torch.as_tensor(self.map_modes, dtype=x.dtype, device=x.device)
+            argument = phi.unsqueeze(-1) * modes[:, 0] + psi.unsqueeze(-1) * modes[:, 1]
+            energy = MAP_UNIT * (self._map[:, 0] * torch.cos(argument) + self._map[:, 1] * torch.sin(argument)).sum()
             (gradient,) = torch.autograd.grad(energy, positions, create_graph=create_graph)
         return -gradient if create_graph else -gradient.detach()
 
-    def _init_sines(self, dtype, device):
+    def _init_map(self, dtype, device):
         import torch
 
-        if not self.dihedral_sines:
-            self._sines = None
+        if not self.dihedral_map:
+            self._map = None
             return []
-        self._sines = torch.zeros(len(self.sine_dihedrals), self.dihedral_sines, dtype=dtype, device=device,
-                                  requires_grad=True)
-        return [self._sines]
+        self._map = torch.zeros(len(self.map_pairs), 2, len(self.map_modes), dtype=dtype, device=device,
+                                requires_grad=True)
+        return [self._map]
 
     @property
-    def sine_coefficients_(self) -> np.ndarray:
-        """The learned ``s_dn`` (kJ/mol), shape (n_dihedrals, dihedral_sines); dihedrals in
-        ``sine_dihedrals``."""
-        if self._sines is None:
-            return np.zeros((len(self.sine_dihedrals), self.dihedral_sines))
-        return SINE_UNIT * self._sines.detach().to("cpu").double().numpy()
+    def dihedral_map_coefficients_(self):
+        """The learned map: ``(cos, sin)`` coefficients in kJ/mol, each of shape (n_pairs, n_modes),
+        for the five-bead tuples ``map_pairs`` and the modes ``map_modes``."""
+        if self._map is None:
+            zeros = np.zeros((len(self.map_pairs), len(self.map_modes)))
+            return zeros, zeros.copy()
+        values = MAP_UNIT * self._map.detach().to("cpu").double().numpy()
+        return values[:, 0].copy(), values[:, 1].copy()
 
     def trained_priors(self) -> PriorSet:
-        """The priors plus the learned sine terms as a ``dihedrals`` term (the priors themselves
-        when ``dihedral_sines`` is 0). A dihedral prior on the same dihedrals is merged with them
-        order by order: ``k (1 + cos(n phi - p)) + s sin(n phi)`` is again ``k' (1 + cos(n phi - p'))``
-        up to a constant."""
-        if not self.dihedral_sines:
+        """The priors plus the learned dihedral map as their ``dihedral_map`` term (the priors
+        themselves when ``dihedral_map`` is 0). A map the priors hold already, on the same bead
+        tuples and of the same order, is added to."""
+        if not self.dihedral_map:
             return self.priors
-        sines = self.sine_coefficients_
-        order = self.dihedral_sines
-        existing = self.priors.terms.get("dihedrals")
-        cos_part = np.zeros_like(sines)
-        sin_part = sines.copy()
+        cos, sin = self.dihedral_map_coefficients_
+        existing = self.priors.terms.get("dihedral_map")
         if existing is not None:
-            if existing.indices.tolist() != self.sine_dihedrals.tolist():
-                raise ValueError("the priors' dihedral term covers other dihedrals than the learned sine terms")
-            order = max(order, existing.order)
-            cos_part = np.pad(cos_part, ((0, 0), (0, order - cos_part.shape[1])))
-            sin_part = np.pad(sin_part, ((0, 0), (0, order - sin_part.shape[1])))
-            k, phase = existing.parameters["k"], existing.parameters["phase"]
-            cos_part[:, :k.shape[1]] += k * np.cos(phase)
-            sin_part[:, :k.shape[1]] += k * np.sin(phase)
-        term = FourierDihedrals(self.sine_dihedrals, k=np.hypot(cos_part, sin_part), phase=np.arctan2(sin_part, cos_part))
-        others = [t for name, t in self.priors.terms.items() if name != "dihedrals"]
+            if existing.indices.tolist() != self.map_pairs.tolist() or existing.order != self.dihedral_map:
+                raise ValueError("the priors hold a dihedral map on other beads or of another order than the one "
+                                 "learned")
+            cos, sin = cos + existing.parameters["cos"], sin + existing.parameters["sin"]
+        others = [term for name, term in self.priors.terms.items() if name != "dihedral_map"]
+        term = DihedralMap(self.map_pairs, cos=cos, sin=sin)
         return PriorSet(self.priors.n_beads, self.priors.bonds, others + [term], self.priors.temperature)
 
     def _mse(self, x, y) -> float:
@@ -600,7 +601,7 @@ class ForceMatching:
             raise ValueError(f"checkpoint {path} holds a model of another architecture ({state['model_config']}); "
                              "use another checkpoint_dir or resume=False")
         settings = self._settings()
-        stored = {"dihedral_sines": 0, **state["settings"]}  # checkpoints from before the sine terms
+        stored = {"dihedral_map": 0, **state["settings"]}  # checkpoints from before the dihedral map
         changed = sorted(k for k in settings if json.dumps(stored.get(k)) != json.dumps(settings[k]))
         if changed:
             raise ValueError(f"checkpoint {path} was written with different settings ({', '.join(changed)}); "
@@ -683,20 +684,20 @@ class ForceMatching:
         x_val = torch.as_tensor(x[val_frames], dtype=dtype, device=device)
         y_val = torch.as_tensor(target[val_frames], dtype=dtype, device=device)
 
-        sines = self._init_sines(dtype, device)
-        optimizer = torch.optim.Adam(list(self.model.parameters()) + sines, lr=self.lr, weight_decay=self.weight_decay)
+        extra = self._init_map(dtype, device)
+        optimizer = torch.optim.Adam(list(self.model.parameters()) + extra, lr=self.lr, weight_decay=self.weight_decay)
         scheduler = self._make_scheduler(optimizer)
         history, best_val, best_epoch, bad_epochs = [], math.inf, 0, 0
         best_state = self._state()
         stopped_early = False
         if state is not None:
-            self._load_state({"model": state["model"], "sines": state.get("sines")})
+            self._load_state({"model": state["model"], "map": state.get("map")})
             optimizer.load_state_dict(state["optimizer"])
             if scheduler is not None:
                 scheduler.load_state_dict(state["scheduler"])
             history = list(state["history"])
             best_val, best_epoch, bad_epochs = state["best_val_loss"], state["best_epoch"], state["bad_epochs"]
-            best_state = {"model": state["best_model"], "sines": state.get("best_sines")}
+            best_state = {"model": state["best_model"], "map": state.get("best_map")}
             stopped_early = state["stopped_early"]
 
         def checkpoint():
@@ -708,8 +709,8 @@ class ForceMatching:
                 "scheduler": None if scheduler is None else scheduler.state_dict(), "history": history,
                 "best_val_loss": best_val, "best_epoch": best_epoch, "bad_epochs": bad_epochs,
                 "best_model": best_state["model"], "stopped_early": stopped_early,
-                "sines": None if self._sines is None else self._sines.detach().clone(),
-                "best_sines": best_state["sines"],
+                "map": None if self._map is None else self._map.detach().clone(),
+                "best_map": best_state["map"],
                 "train_frames": torch.as_tensor(train_frames), "val_frames": torch.as_tensor(val_frames),
                 "validation_trajectories": held_out,
             })
@@ -792,17 +793,17 @@ class ForceMatching:
         return self
 
     def _state(self) -> dict:
-        """Copies of what training changes: the network's weights and the sine coefficients."""
+        """Copies of what training changes: the network's weights and the dihedral map."""
         return {"model": copy.deepcopy(self.model.state_dict()),
-                "sines": None if self._sines is None else self._sines.detach().clone()}
+                "map": None if self._map is None else self._map.detach().clone()}
 
     def _load_state(self, state: dict) -> None:
         import torch
 
         self.model.load_state_dict(state["model"])
-        if self._sines is not None and state.get("sines") is not None:
+        if self._map is not None and state.get("map") is not None:
             with torch.no_grad():
-                self._sines.copy_(torch.as_tensor(state["sines"]))
+                self._map.copy_(torch.as_tensor(state["map"]))
 
     def _write_loss_png(self, path) -> None:
         try:
@@ -847,7 +848,9 @@ class ForceMatching:
         from .cgmodel import CGModel
 
         summary = {"force_matching": {"settings": self._settings(), "best_epoch": getattr(self, "best_epoch_", None),
-                                      "sine_coefficients": self.sine_coefficients_.tolist(),
+                                      "dihedral_map": {"pairs": self.map_pairs.tolist(), "modes": self.map_modes,
+                                                       "cos": self.dihedral_map_coefficients_[0].tolist(),
+                                                       "sin": self.dihedral_map_coefficients_[1].tolist()},
                                       "best_val_loss": getattr(self, "best_val_loss_", None),
                                       "epochs": len(getattr(self, "history_", [])),
                                       "validation_trajectories": getattr(self, "validation_trajectories_", None)}}

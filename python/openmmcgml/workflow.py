@@ -5,10 +5,12 @@ subcommand uses, into one output folder:
 
 1. **oracle**: two independent all-atom sets of ``oracle.n_runs`` runs each (300 K, implicit
    solvent): the *training* set, and a *reference* set of the same length that is never trained on;
-2. **map**: both sets to the 5 backbone beads C N CA C N (aggregate force map);
+2. **map**: both sets to the 5 backbone beads C N CA C N (partition force map: the least noisy);
 3. **fit-priors**: bonds, angles and a repulsion by Boltzmann inversion of the training set, and
    nothing else: a phi/psi torsion prior would hand the model the answer;
-4. **train**: force matching of a CGSchNet on top of the priors (validation split by run);
+4. **train**: force matching of a CGSchNet on top of the priors (validation split by run), with a
+   learned (phi, psi) map alongside it (``dihedral_map``: a network of distances is blind to
+   mirror images, and alanine dipeptide's alpha-R basin is the mirror image of alpha-L);
 5. **simulate**: replicas of the trained model, and of the priors alone, started from training frames;
 6. **evaluate**: both against the reference set (phi/psi JS distances, TICA W1, ...), plus the noise
    floor: the training set scored against the reference set, i.e. two independent all-atom sets of
@@ -49,8 +51,8 @@ DEFAULTS = {
     "oracle": {
         "temperature": 300.0,          # K
         "n_runs": 4,                   # independent runs in each of the two sets (training, reference)
-        "n_steps": 1_000_000,          # saved steps per run (2 ns at 2 fs)
-        "save_every": 100,             # steps between frames (0.2 ps)
+        "n_steps": 500_000,            # saved steps per run (1 ns at 2 fs)
+        "save_every": 50,              # steps between frames (0.1 ps)
         "equilibration_steps": 10_000,
         "timestep": 0.002,             # ps
         "friction": 1.0,               # 1/ps
@@ -71,11 +73,11 @@ DEFAULTS = {
                   "output_hidden": [32], "activation": "silu"},
         "training": {"lr": 2e-3, "batch_size": 256, "max_epochs": 40, "patience": 8, "lr_schedule": "plateau",
                      "lr_patience": 3, "validation_fraction": 0.25, "num_threads": 1, "seed": 0,
-                     "dihedral_sines": 3},
+                     "dihedral_map": 2},
     },
     "simulate": {
-        "replicas": 20,
-        "steps": 25_000,               # per replica (50 ps at 2 fs)
+        "replicas": 40,
+        "steps": 30_000,               # per replica (60 ps at 2 fs)
         "report_interval": 50,
         "timestep": 0.002,
         "friction": 1.0,
@@ -330,6 +332,18 @@ def _run_oracle_set(settings: dict, progress) -> dict:
             "ns_per_day": result.ns_per_day, "complete": result.complete}
 
 
+def _oracle_frames(path: str) -> int:
+    """Frames an oracle run has saved so far (0 before its first checkpoint)."""
+    import json as json_module
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path + ".chk") as archive:
+            return int(json_module.loads(archive.read("checkpoint.json")).get("n_frames", 0))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return 0
+
+
 def _oracle_complete(path: str) -> bool:
     from .data import read_checkpoint
 
@@ -360,8 +374,17 @@ def _stage_oracle(config, files, progress, say):
         import multiprocessing
 
         say(f"  running the {len(todo)} sets in {workers} processes side by side")
+        total = len(todo) * oracle["n_runs"] * (oracle["n_steps"] // oracle["save_every"])
         with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             futures = {which: pool.submit(_run_oracle_set, sets[which], None) for which in todo}
+            if progress:  # one bar for both sets, from the frames their checkpoints vouch for
+                from .data.progress import progress_reporter
+
+                report = progress_reporter(progress, total, "oracle")
+                while not all(future.done() for future in futures.values()):
+                    concurrent.futures.wait(list(futures.values()), timeout=2.0)
+                    report(sum(_oracle_frames(sets[which]["output"]) for which in todo))
+                report.close()
             for which, future in futures.items():
                 results[which] = future.result()
     else:

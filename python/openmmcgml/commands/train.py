@@ -35,7 +35,7 @@ TRAINING_DEFAULTS = {
     "seed": 0,
     "num_threads": None,
     "eval_batch_size": 256,
-    "dihedral_sines": 0,       # N > 0: learn sin(n phi) terms, n <= N, with the network (chirality; see ForceMatching)
+    "dihedral_map": 0,         # N > 0: learn a 2-D Fourier map of order N over dihedral pairs with the network
 }
 
 #: Every setting of a train config, with its default (examples/configs/train-alanine.yaml).

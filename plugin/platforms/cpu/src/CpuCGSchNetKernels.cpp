@@ -54,9 +54,9 @@ private:
 
 /**
  * A thread barrier for the phases of an evaluation, which are short (microseconds to
- * milliseconds): a thread that arrives early spins for a few tens of microseconds, then sleeps
- * on a condition variable, so that a busy machine (more threads than free cores) does not lose
- * whole time slices to spinning threads.
+ * milliseconds).  A thread that arrives early spins briefly, then yields its core repeatedly, and
+ * finally sleeps on a condition variable: on a quiet machine the others arrive within the spin or
+ * yield loop, and on a busy one (more threads than free cores) no time slice is lost to spinning.
  */
 class PhaseBarrier {
 public:
@@ -81,14 +81,14 @@ public:
             }
             return;
         }
-        static const int maxSpins = getenv("CGML_SPINS") ? atoi(getenv("CGML_SPINS")) : 100;
-        static const int maxYields = getenv("CGML_YIELDS") ? atoi(getenv("CGML_YIELDS")) : 1000;
-        for (int spins = 0; spins < maxSpins; spins++) {
+        // Spin for about a microsecond, then offer the core to other threads (when the machine
+        // is busy, perhaps the very thread this one waits for), then sleep.
+        for (int spins = 0; spins < 100; spins++) {
             if (generation.load(memory_order_acquire) != current)
                 return;
             CGML_CPU_PAUSE();
         }
-        for (int yields = 0; yields < maxYields; yields++) {
+        for (int yields = 0; yields < 1000; yields++) {
             if (generation.load(memory_order_acquire) != current)
                 return;
             this_thread::yield();
