@@ -4,10 +4,8 @@ analytic identities."""
 import numpy as np
 import openmm
 import pytest
-import torch
 from openmm import unit
 
-from openmmcgml.forces import CGSchNetForce
 from plugin_helpers import (
     KJ,
     PLATFORM_CASES,
@@ -155,9 +153,15 @@ def test_replicas_add_up(platform, properties, tolerance):
         assert relative_error(fn[10 * k:10 * (k + 1)], f1) < tolerance
 
 
-@pytest.mark.skipif(not platform_available("OpenCL"), reason="no OpenCL platform (no OpenCL runtime on this machine)")
-def test_replica_dynamics_with_atom_reordering_matches_reference():
-    """A cutoff NonbondedForce makes OpenMM reorder atoms every 250 steps on OpenCL; beads must
+GPU_PLATFORMS = [
+    pytest.param("OpenCL", marks=pytest.mark.skipif(not platform_available("OpenCL"), reason="no OpenCL platform (no OpenCL runtime on this machine)")),
+    pytest.param("CUDA", marks=pytest.mark.skipif(not platform_available("CUDA"), reason="no CUDA platform (no NVIDIA GPU/driver on this machine)")),
+]
+
+
+@pytest.mark.parametrize("platform", GPU_PLATFORMS)
+def test_replica_dynamics_with_atom_reordering_matches_reference(platform):
+    """A cutoff NonbondedForce makes OpenMM reorder atoms every 250 steps on GPU platforms; beads must
     never be swapped between molecules, so after 300 steps the learned force still equals the
     float64 torch model at the current positions."""
     model = make_model(seed=9, weight_scale=0.5)
@@ -182,7 +186,7 @@ def test_replica_dynamics_with_atom_reordering_matches_reference():
     system.addForce(nonbonded)
     integrator = openmm.LangevinMiddleIntegrator(300, 5.0, 0.002)
     integrator.setRandomNumberSeed(1)
-    context = make_context(system, "OpenCL", {"Precision": "double"}, integrator)
+    context = make_context(system, platform, {"Precision": "double"}, integrator)
     context.setPositions(positions)
     integrator.step(300)
     state = context.getState(getPositions=True, getForces=True, getEnergy=True, groups={1})

@@ -159,46 +159,9 @@ def test_cuda_launch_modes(monkeypatch, mode, precision, tolerance):
 
 
 # ------------------------------------------------------------------------------------------------
-# The platform tests that tests/test_cgschnet_force.py and test_bad_input.py run on OpenCL only,
-# here on CUDA.
+# The platform tests that tests/test_bad_input.py and test_cgschnet_force.py run on OpenCL only,
+# here on CUDA (the atom-reordering test is parametrized over both in test_cgschnet_force.py).
 # ------------------------------------------------------------------------------------------------
-
-@needs_cuda
-def test_cuda_replica_dynamics_with_atom_reordering():
-    """OpenMM reorders atoms every 250 steps when a cutoff NonbondedForce is present; beads must
-    never move between molecules."""
-    model = make_model(seed=9, weight_scale=0.5)
-    n_rep, per = 6, 8
-    rng = np.random.default_rng(10)
-    positions = np.concatenate([random_positions(per, 1.0, seed=20 + k) + rng.uniform(0, 3, 3) for k in range(n_rep)])
-    types = [i % 3 for i in range(per)] * n_rep
-    molecules = [k for k in range(n_rep) for _ in range(per)]
-    exclusions = chain_exclusions(n_rep, per)
-    force = model.to_force(types, molecules, exclusions)
-    force.setForceGroup(1)
-    system = make_system(n_rep * per, force)
-    bonds = openmm.HarmonicBondForce()
-    for a, b in exclusions:
-        bonds.addBond(a, b, 0.38, 1000.0)
-    system.addForce(bonds)
-    nonbonded = openmm.NonbondedForce()
-    nonbonded.setNonbondedMethod(openmm.NonbondedForce.CutoffNonPeriodic)
-    nonbonded.setCutoffDistance(1.0)
-    for _ in range(n_rep * per):
-        nonbonded.addParticle(0.0, 0.3, 0.05)
-    system.addForce(nonbonded)
-    integrator = openmm.LangevinMiddleIntegrator(300, 5.0, 0.002)
-    integrator.setRandomNumberSeed(1)
-    context = make_context(system, "CUDA", {"Precision": "double"}, integrator)
-    context.setPositions(positions)
-    integrator.step(300)
-    state = context.getState(getPositions=True, getForces=True, getEnergy=True, groups={1})
-    moved = state.getPositions(asNumpy=True)._value
-    assert np.abs(moved - positions).max() > 0.05
-    ref_energy, ref_forces = torch_energy_forces(model, moved, types, molecules, exclusions)
-    assert state.getPotentialEnergy()._value == pytest.approx(ref_energy, rel=1e-8)
-    assert relative_error(state.getForces(asNumpy=True)._value, ref_forces) < 1e-6
-
 
 @needs_cuda
 def test_cuda_coincident_beads_give_nan_energy_without_crash():
