@@ -36,7 +36,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import math
 import os
 import shutil
 import time
@@ -157,12 +156,12 @@ _COLUMNS = (("priors_only", "priors only"), ("trained", "trained"), ("noise_floo
 
 # --------------------------------------------------------------------------------------- settings
 
-def _merge(base: dict, changes: dict, where: str = "") -> dict:
+def _merge(base: dict, changes: dict) -> dict:
     """``changes`` merged into a copy of ``base``, recursing into mappings."""
     out = copy.deepcopy(base)
     for key, value in (changes or {}).items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value, f"{where}{key}.")
+            out[key] = _merge(out[key], value)
         else:
             out[key] = copy.deepcopy(value)
     return out
