@@ -3,8 +3,8 @@
 For each system size the same model is evaluated by
 
 * the plugin on every platform that has its kernels (Context.getState with energy and forces,
-  after a position update so nothing is cached), with exact filters and, on the platforms whose
-  kernels read the filter table, with tabulated filters (``setFilterTabulationPoints``), and
+  after a position update so nothing is cached), with exact and with tabulated filters
+  (``setFilterTabulationPoints``), and
 * the PyTorch model's forward + backward (autograd forces) on the CPU, in float32 and float64,
 
 and one table with evaluations per second and the ratios to torch float32 and to the plugin's
@@ -108,8 +108,8 @@ def main(argv=None):
     parser.add_argument("--cutoff", type=float, default=1.2)
     parser.add_argument("--tabulation-points", type=int, default=1000,
                         help="grid points of the tabulated-filter rows (0: exact filters only)")
-    parser.add_argument("--tabulated-platforms", nargs="*", default=["Reference", "CPU"],
-                        help="platforms whose kernels read the filter table, benchmarked with it too")
+    parser.add_argument("--tabulated-platforms", nargs="*", default=None,
+                        help="platforms also benchmarked with tabulated filters (default: all of them)")
     parser.add_argument("--threads", type=int, default=None, help="Threads property of the CPU platform (default: all cores)")
     args = parser.parse_args(argv)
     global REPEATS
@@ -130,7 +130,7 @@ def main(argv=None):
             variants = [{}]
         for properties in variants:
             cases.append((name, properties, 0))
-            if args.tabulation_points > 0 and name in args.tabulated_platforms:
+            if args.tabulation_points > 0 and (args.tabulated_platforms is None or name in args.tabulated_platforms):
                 cases.append((name, properties, args.tabulation_points))
 
     print(f"# CGSchNet: {args.blocks} blocks, {args.features} features/filters, {args.rbf} RBFs, cutoff {args.cutoff} nm")

@@ -39,7 +39,9 @@ def test_system_layout_and_platform_choice():
     top = cg_topology(ALANINE_NAMES, 3)
     assert top.getNumChains() == 3 and [a.name for a in top.atoms()][:5] == ALANINE_NAMES
     assert default_platform(999) == "Reference" and default_platform(1000) == "CPU"
-    assert CGSimulation(model, 2).platform_name == "Reference"
+    assert default_platform(build_system(model, 2)) == "CPU"  # the learned force: the CPU kernel
+    assert default_platform(build_system(alanine_standin(learned=False), 2)) == "Reference"
+    assert CGSimulation(model, 2).platform_name == "CPU"
     with pytest.raises(ValueError, match="n_replicas"):
         build_system(model, 0)
 
@@ -216,7 +218,7 @@ def test_cli_simulate_example_config(tmp_path, monkeypatch, capsys):
             "--set", f"initial.reference={reference}", "--set", f"output={output}",
             "--set", f"checkpoint={tmp_path / 'run' / 'trajectory.chk'}", "--set", "progress=false"]
     assert main(args) == 0
-    assert "Reference platform" in capsys.readouterr().out
+    assert "CPU platform" in capsys.readouterr().out
     assert read_trajectories(output).n_frames == 12
     # the same command again resumes and finds nothing left to do; a longer run extends the file
     assert main(args) == 0
@@ -233,7 +235,7 @@ def test_real_cgmodel_in_replicas_matches_its_own_system():
     if model is None:
         pytest.skip("openmmcgml.cgmodel is not available")
     structures = perturbed_structures(3, seed=6, scale=0.02)
-    sim = CGSimulation(model, 3, seed=1)
+    sim = CGSimulation(model, 3, seed=1, platform="Reference")  # the same platform: compared to 1e-10
     sim.set_positions(structures)
     reference = openmm.Context(model.create_system(3), openmm.VerletIntegrator(0.001),
                                openmm.Platform.getPlatformByName("Reference"))
@@ -255,3 +257,14 @@ def test_docstring_examples(name):
         pytest.skip("the example uses openmmcgml.cgmodel")
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.failed == 0 and result.attempted > 0
+
+
+def test_platform_properties_are_checked_and_applied():
+    model = alanine_standin()
+    sim = CGSimulation(model, 2, platform="CPU", platform_properties={"Threads": 1}, seed=1)
+    assert sim.context.getPlatform().getPropertyValue(sim.context, "Threads") == "1"
+    # an automatic choice drops properties its platform does not have (priors alone: Reference)
+    priors_only = CGSimulation(alanine_standin(learned=False), 2, platform_properties={"Threads": 1}, seed=1)
+    assert priors_only.platform_name == "Reference" and priors_only.platform_properties == {}
+    with pytest.raises(ValueError, match="platform property Thread is not one of the CPU platform's"):
+        CGSimulation(model, 2, platform="CPU", platform_properties={"Thread": "1"})

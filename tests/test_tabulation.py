@@ -31,8 +31,6 @@ from plugin_helpers import (
 pytestmark = pytest.mark.filterwarnings("ignore:.*torch.jit.script.*:DeprecationWarning")
 
 OPENCL_SKIP = pytest.mark.skipif(not platform_available("OpenCL"), reason="no OpenCL platform (no OpenCL runtime on this machine)")
-# The Common-Compute kernels (OpenCL, CUDA, HIP) do not read the filter table yet: they still
-# evaluate the exact filters, so their tabulated mode cannot match a coarse table.
 
 # (platform, properties, tolerance of the plugin against the torch oracle of the same table)
 TABULATED_PLATFORMS = [

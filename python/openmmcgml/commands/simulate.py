@@ -11,7 +11,7 @@ DEFAULTS = {
     "timestep": 0.002,           # ps
     "friction": 1.0,             # 1/ps
     "temperature": None,         # K; None: the model's
-    "platform": "auto",          # "auto": Reference below 1000 beads, else CPU
+    "platform": "auto",          # "auto": CPU (its kernel) with a learned force; priors alone: Reference below 1000 beads
     "platform_properties": {},
     "seed": 1,
     "initial": {},               # {"reference": h5 file} (random frames) or {"structure": .npy/.pdb/...}

@@ -122,8 +122,8 @@ class CGSimulation:
     friction : float
         1/ps (default 1.0).
     platform : str, optional
-        OpenMM platform name; default :func:`default_platform` of the particle count (Reference
-        below 1000 particles, else CPU).  The name is kept in :attr:`platform_name`.
+        OpenMM platform name; default :func:`default_platform` of the System (CPU with a learned
+        force; priors alone: Reference below 1000 particles, else CPU).  The name is kept in :attr:`platform_name`.
     platform_properties : dict, optional
         E.g. ``{"Threads": "2"}`` for CPU, ``{"Precision": "mixed"}`` for CUDA/OpenCL.
     seed : int, optional
@@ -150,7 +150,7 @@ class CGSimulation:
     >>> model = CGModel(CGSchNet(2, 8, 8, 4, 1, cutoff=1.0), priors, bead_types=[0, 1, 0], masses=[110.0] * 3)
     >>> sim = CGSimulation(model, n_replicas=4, timestep=0.002, seed=1)
     >>> sim.platform_name
-    'Reference'
+    'CPU'
     >>> sim.set_positions([[0.0, 0.0, 0.0], [0.38, 0.0, 0.0], [0.76, 0.1, 0.0]])  # every replica
     >>> folder = tempfile.mkdtemp()
     >>> result = sim.run(100, report_interval=10, output=os.path.join(folder, "run.h5"),
@@ -182,16 +182,26 @@ class CGSimulation:
         self.bead_names = list(getattr(model, "bead_names", None) or ["CG"] * self.n_beads)
         self._residues = _residues(model, self.n_beads)
         self.topology = cg_topology(self.bead_names, self.n_replicas, *self._residues)
-        self.platform_name = platform or default_platform(self.system.getNumParticles())
-        self.platform_properties = dict(platform_properties or {})
+        self.platform_name = platform or default_platform(self.system)
+        chosen = openmm.Platform.getPlatformByName(self.platform_name)
+        # OpenMM takes property values as strings only
+        self.platform_properties = {str(k): str(v) for k, v in (platform_properties or {}).items()}
+        known = set(chosen.getPropertyNames())
+        if platform is None:
+            # properties given for the platform an automatic choice might make (CPU threads, say)
+            # do not apply when it chose another
+            self.platform_properties = {k: v for k, v in self.platform_properties.items() if k in known}
+        unknown = sorted(set(self.platform_properties) - known)
+        if unknown:
+            raise ValueError(f"platform property {', '.join(unknown)} is not one of the {self.platform_name} "
+                             f"platform's ({', '.join(sorted(known)) or 'none'})")
         self.integrator = openmm.LangevinMiddleIntegrator(self.temperature * unit.kelvin,
                                                           self.friction / unit.picosecond,
                                                           self.timestep * unit.picoseconds)
         # OpenMM treats seed 0 as "pick one": keep seeds positive so runs are reproducible
         self.integrator.setRandomNumberSeed(self.seed % (2**31 - 1) + 1)
         self.simulation = app.Simulation(self.topology, self.system, self.integrator,
-                                         openmm.Platform.getPlatformByName(self.platform_name),
-                                         self.platform_properties or None)
+                                         chosen, self.platform_properties or None)
         self.context = self.simulation.context
         self._positions_set = False
         self._single = None
