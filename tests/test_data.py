@@ -391,6 +391,8 @@ EXAMPLES = {
     "oracle-chignolin.yaml": ["output={tmp}/cln.h5", "cg_output={tmp}/cln-cg.h5", "n_steps=20", "save_every=10",
                               "equilibration_steps=0", "n_runs=1"],
     "map-chignolin.yaml": ["input={tmp}/cln.h5", "output={tmp}/cln-cg-offline.h5"],
+    "oracle-chignolin-reference.yaml": ["output={tmp}/cln-ref.h5", "cg_output={tmp}/cln-ref-cg.h5", "n_steps=20",
+                                        "save_every=10", "equilibration_steps=0", "n_runs=1"],
 }
 
 

@@ -26,6 +26,19 @@ CHAIN = [
     ("evaluate", "evaluate-alanine.yaml", ["lagtime=2", "plots=false"]),
 ]
 
+#: The chignolin chain (docs/chignolin.md): training and reference oracles, priors, training,
+#: simulation, evaluation against the reference set.
+CHIGNOLIN_CHAIN = [
+    ("oracle", "oracle-chignolin.yaml", ["n_steps=1000", "save_every=10", "equilibration_steps=0", "n_runs=2"]),
+    ("oracle", "oracle-chignolin-reference.yaml", ["n_steps=200", "save_every=20", "equilibration_steps=0"]),
+    ("fit-priors", "fit-priors-chignolin.yaml", ["plot=null", "n_bins=20"]),
+    ("train", "train-chignolin.yaml", ["model.n_features=8", "model.n_filters=8", "model.n_rbf=6",
+                                       "model.n_interactions=1", "model.output_hidden=[8]", "training.max_epochs=2",
+                                       "training.batch_size=8", "training.num_threads=1"]),
+    ("simulate", "simulate-chignolin.yaml", ["replicas=2", "steps=200", "report_interval=20", "checkpoint_interval=100"]),
+    ("evaluate", "evaluate-chignolin.yaml", ["lagtime=2", "plots=false"]),
+]
+
 
 def _config(name):
     with open(os.path.join(CONFIGS, name)) as handle:
@@ -41,6 +54,42 @@ def test_example_configs_chain_by_their_paths():
     assert simulate["model"] == train["output"] and simulate["initial"]["reference"] == mapping["output"]
     assert evaluate["reference"] == mapping["output"] and evaluate["samples"] == simulate["output"]
     assert priors["terms"] == ["bonds", "angles", "repulsion"]
+
+
+def test_chignolin_configs_chain_by_their_paths():
+    oracle, reference, priors, train, simulate, evaluate = (_config(name) for _, name, _ in CHIGNOLIN_CHAIN)
+    assert priors["data"] == oracle["cg_output"] == train["data"] == simulate["initial"]["reference"]
+    assert evaluate["reference"] == reference["cg_output"] != oracle["cg_output"]
+    assert reference["seed"] != oracle["seed"] and reference["output"] != oracle["output"]
+    assert {k: v for k, v in reference.items() if k not in ("output", "cg_output", "seed", "n_runs")} == \
+        {k: v for k, v in oracle.items() if k not in ("output", "cg_output", "seed", "n_runs")}
+    assert train["priors"] == priors["output"] and simulate["model"] == train["output"]
+    assert evaluate["samples"] == simulate["output"] and evaluate["kind"] == "ca"
+
+
+def test_chignolin_config_chain_runs(tmp_path, monkeypatch, capsys):
+    """The chignolin chain at tiny sizes, in a fresh folder, scored with a native hairpin built offline."""
+    from test_analysis import CLN025, CLN025_PHI, CLN025_PSI, peptide
+
+    monkeypatch.chdir(tmp_path)
+    for command, name, overrides in CHIGNOLIN_CHAIN:
+        arguments = [command, os.path.join(CONFIGS, name), "--quiet"]
+        for item in overrides:
+            arguments += ["--set", item]
+        if command == "evaluate":
+            native = str(tmp_path / "native.pdb")
+            from Bio.PDB import PDBIO
+
+            writer = PDBIO()
+            writer.set_structure(peptide(CLN025, CLN025_PHI, CLN025_PSI))
+            writer.save(native)
+            arguments += ["--set", f"native={native}"]
+        assert cgml_main(arguments) == 0, (command, capsys.readouterr().err)
+    with open(os.path.join(_config("evaluate-chignolin.yaml")["output"], "metrics.json")) as handle:
+        metrics = json.load(handle)
+    assert metrics["kind"] == "ca" and metrics["n_reference_frames"] == 20 and metrics["n_model_frames"] == 18
+    assert 0.0 <= metrics["folded_fraction_model"] <= 1.0 and metrics["folded_fraction_reference"] == 1.0
+    assert all(math.isfinite(metrics[key]) for key in ("tica_w1_2d", "q_mean_model", "rmsd_mean_model"))
 
 
 def test_example_config_chain_runs(tmp_path, monkeypatch, capsys):

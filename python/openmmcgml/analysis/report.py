@@ -97,7 +97,8 @@ def _panel_plots(reference, model, path, label, names, bins, value_range=None, s
 def report(reference, samples, output_dir=None, *, kind: str = "auto", bead_names=None, lagtime: int = 20,
            discard: float = 0.1, reference_stride: int = 1, stride: int = 1, native=None,
            temperature: Optional[float] = None, bins: int = 100, n_tics: int = 5, bounds="reference",
-           max_kde_samples: Optional[int] = 20000, q_cutoff: float = 0.8, plots: bool = True) -> dict:
+           max_kde_samples: Optional[int] = 20000, q_cutoff: float = 0.8, folded_rmsd: float = 0.3,
+           plots: bool = True) -> dict:
     """Evaluate CG ``samples`` against the mapped all-atom ``reference``; write plots and metrics.
 
     Parameters
@@ -133,6 +134,9 @@ def report(reference, samples, output_dir=None, *, kind: str = "auto", bead_name
         W1 grid settings, see :func:`~openmmcgml.analysis.distributions.kde_grid`.
     q_cutoff : float
         Native-contact cutoff (nm), see :class:`~openmmcgml.analysis.geometry.NativeContacts`.
+    folded_rmsd : float
+        A frame counts as folded when its CA RMSD to ``native`` is below this (nm; 0.3 nm = 3 Å,
+        between chignolin's folded basin, about 1 Å, and its unfolded states, above 4 Å).
     plots : bool
         Write the PNG plots (about half a second per figure on a 2-core machine); with False
         only the metrics files are written.
@@ -142,8 +146,8 @@ def report(reference, samples, output_dir=None, *, kind: str = "auto", bead_name
     dict
         Flat metrics: ``tica_w1_2d``, ``tica_w1_1d``, ``tica_js``, ``bond_js``, ``angle_js``,
         ``dihedral_js`` (lists, per internal coordinate, and ``*_mean``), ``rg_*``, and for alanine
-        ``phi_js``, ``psi_js``, ``phi_psi_js``; for CA chains with a native structure ``q_*`` and
-        ``rmsd_*``; autocorrelation times of TIC 0 (frames of each data set).
+        ``phi_js``, ``psi_js``, ``phi_psi_js``; for CA chains with a native structure ``q_*``,
+        ``rmsd_*`` and ``folded_fraction_*``; autocorrelation times of TIC 0 (frames of each data set).
     """
     if isinstance(reference, (str, bytes)) or hasattr(reference, "__fspath__"):
         from ..simulation.storage import read_trajectories
@@ -265,6 +269,9 @@ def report(reference, samples, output_dir=None, *, kind: str = "auto", bead_name
             "rmsd_mean_reference": float(d_ref.mean()),
             "rmsd_mean_model": float(d_model.mean()),
             "rmsd_js": float(histogram_js(d_ref, d_model, bins=bins)),
+            "folded_rmsd": float(folded_rmsd),
+            "folded_fraction_reference": float(np.mean(d_ref < folded_rmsd)),
+            "folded_fraction_model": float(np.mean(d_model < folded_rmsd)),
         })
         if out:
             _plots.save(_plots.plot_distributions(q_ref, q_model, bins=50, range=(0, 1), xlabel="Q (native contacts)"),

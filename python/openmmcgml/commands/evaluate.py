@@ -17,6 +17,7 @@ DEFAULTS = {
     "bounds": "reference",       # W1 grid extent: reference | union
     "max_kde_samples": 20000,
     "q_cutoff": 0.8,             # nm
+    "folded_rmsd": 0.3,          # nm: CA RMSD to native below which a frame counts as folded
     "plots": True,               # write the PNG plots (else only metrics.json / metrics.txt)
 }
 
@@ -46,7 +47,7 @@ def run_config(config: dict, print_fn=print, listing: bool = True) -> dict:
         if not config.get(key):
             raise ValueError(f"the config needs '{key}'")
     options = {k: config[k] for k in ("kind", "native", "lagtime", "discard", "reference_stride", "stride",
-                                      "temperature", "bins", "n_tics", "bounds", "max_kde_samples", "q_cutoff", "plots")}
+                                      "temperature", "bins", "n_tics", "bounds", "max_kde_samples", "q_cutoff", "folded_rmsd", "plots")}
     metrics = report(config["reference"], config["samples"], config["output"], **options)
     if listing:
         print_fn(format_metrics(metrics))
