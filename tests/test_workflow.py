@@ -67,26 +67,32 @@ def test_chignolin_configs_chain_by_their_paths():
     assert evaluate["samples"] == simulate["output"] and evaluate["kind"] == "ca"
 
 
+def _run_chain(chain, capsys, extra=None):
+    """Run (command, config, overrides) in order; ``extra`` maps a command to more arguments."""
+    for command, name, overrides in chain:
+        arguments = [command, os.path.join(CONFIGS, name), "--quiet"]
+        for item in list(overrides) + list((extra or {}).get(command, [])):
+            arguments += ["--set", item]
+        assert cgml_main(arguments) == 0, (command, capsys.readouterr().err)
+
+
+def _metrics(config_name):
+    with open(os.path.join(_config(config_name)["output"], "metrics.json")) as handle:
+        return json.load(handle)
+
+
 def test_chignolin_config_chain_runs(tmp_path, monkeypatch, capsys):
     """The chignolin chain at tiny sizes, in a fresh folder, scored with a native hairpin built offline."""
+    from Bio.PDB import PDBIO
     from test_analysis import CLN025, CLN025_PHI, CLN025_PSI, peptide
 
     monkeypatch.chdir(tmp_path)
-    for command, name, overrides in CHIGNOLIN_CHAIN:
-        arguments = [command, os.path.join(CONFIGS, name), "--quiet"]
-        for item in overrides:
-            arguments += ["--set", item]
-        if command == "evaluate":
-            native = str(tmp_path / "native.pdb")
-            from Bio.PDB import PDBIO
-
-            writer = PDBIO()
-            writer.set_structure(peptide(CLN025, CLN025_PHI, CLN025_PSI))
-            writer.save(native)
-            arguments += ["--set", f"native={native}"]
-        assert cgml_main(arguments) == 0, (command, capsys.readouterr().err)
-    with open(os.path.join(_config("evaluate-chignolin.yaml")["output"], "metrics.json")) as handle:
-        metrics = json.load(handle)
+    native = str(tmp_path / "native.pdb")
+    writer = PDBIO()
+    writer.set_structure(peptide(CLN025, CLN025_PHI, CLN025_PSI))
+    writer.save(native)
+    _run_chain(CHIGNOLIN_CHAIN, capsys, extra={"evaluate": [f"native={native}"]})
+    metrics = _metrics("evaluate-chignolin.yaml")
     assert metrics["kind"] == "ca" and metrics["n_reference_frames"] == 20 and metrics["n_model_frames"] == 18
     assert 0.0 <= metrics["folded_fraction_model"] <= 1.0 and metrics["folded_fraction_reference"] == 1.0
     assert all(math.isfinite(metrics[key]) for key in ("tica_w1_2d", "q_mean_model", "rmsd_mean_model"))
@@ -95,14 +101,8 @@ def test_chignolin_config_chain_runs(tmp_path, monkeypatch, capsys):
 def test_example_config_chain_runs(tmp_path, monkeypatch, capsys):
     """oracle -> map -> fit-priors -> train -> simulate -> evaluate with the example configs, in a fresh folder."""
     monkeypatch.chdir(tmp_path)
-    for command, name, overrides in CHAIN:
-        arguments = [command, os.path.join(CONFIGS, name), "--quiet"]
-        for item in overrides:
-            arguments += ["--set", item]
-        assert cgml_main(arguments) == 0, (command, capsys.readouterr().err)
-    evaluate = _config("evaluate-alanine.yaml")
-    with open(os.path.join(evaluate["output"], "metrics.json")) as handle:
-        metrics = json.load(handle)
+    _run_chain(CHAIN, capsys)
+    metrics = _metrics("evaluate-alanine.yaml")
     assert metrics["kind"] == "alanine" and metrics["n_reference_frames"] == 40 and metrics["n_model_frames"] == 18
     assert all(math.isfinite(metrics[key]) for key in ("phi_psi_js", "phi_js", "psi_js", "tica_w1_2d"))
 
