@@ -148,7 +148,7 @@ def test_checkpoint_resume_loses_and_duplicates_no_frame(tmp_path, platform):
         other.run(300, 10, tmp_path / "x.h5", checkpoint=chk)
     elsewhere = CGSimulation(model, 3, timestep=0.001, seed=5,
                              platform="CPU" if platform == "Reference" else "Reference")
-    with pytest.raises(ValueError, match="platform"):
+    with pytest.raises(ValueError, match=f"pass platform='{platform}' to resume it"):
         elsewhere.run(300, 10, part, checkpoint=chk)
 
 

@@ -320,8 +320,9 @@ class CGSimulation:
         for key in ("n_replicas", "n_beads", "platform"):
             mine = {"n_replicas": self.n_replicas, "n_beads": self.n_beads, "platform": self.platform_name}[key]
             if metadata.get(key) != mine:
+                hint = f" (pass platform={metadata.get(key)!r} to resume it)" if key == "platform" else ""
                 raise ValueError(f"checkpoint {path} was written with {key} = {metadata.get(key)!r}, "
-                                 f"this simulation has {mine!r}")
+                                 f"this simulation has {mine!r}{hint}")
         self.context.loadCheckpoint(blob)
         self._positions_set = True
         return metadata
