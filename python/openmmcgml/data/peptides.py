@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import io
 import os
+import random
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -469,7 +470,7 @@ def add_hydrogens(molecule, forcefield, *, pH=7.0, platform="CPU"):
     Returns
     -------
     Molecule
-        A new molecule with hydrogens.
+        A new molecule with hydrogens, the same for the same input.
 
     Raises
     ------
@@ -485,10 +486,16 @@ def add_hydrogens(molecule, forcefield, *, pH=7.0, platform="CPU"):
     """
     _check_residue_names(molecule.topology, molecule.name or "molecule")
     modeller = app.Modeller(molecule.topology, molecule.positions * unit.nanometer)
+    # Modeller starts some hydrogens at positions drawn from Python's global `random`: a fixed
+    # stream makes the structure, and every oracle run built from it, reproducible.
+    saved = random.getstate()
+    random.seed(0)
     try:
         modeller.addHydrogens(forcefield, pH=pH, platform=_platform(platform))
     except ValueError as error:
         raise ValueError(f"{molecule.name or 'molecule'}: adding hydrogens failed: {error}") from error
+    finally:
+        random.setstate(saved)
     unmatched = forcefield.getUnmatchedResidues(modeller.topology)
     if unmatched:
         raise ValueError(
