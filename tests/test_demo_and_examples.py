@@ -48,17 +48,15 @@ def test_committed_chignolin_model_matches_torch_and_runs(capsys):
     from openmm import unit
 
     from openmmcgml.cgmodel import CGModel
-    from openmmcgml.data.systems import builtin_system
 
-    path = os.path.join(ROOT, "examples", "models", "chignolin-ca.pt")
+    example = runpy.run_path(os.path.join(ROOT, "examples", "chignolin_cg_model.py"), run_name="example")
+    path = example["MODEL"]
     model = CGModel.load(path)
     assert os.path.getsize(path) < 2_000_000 and model.temperature == 340.0
     vocabulary = model.mapping["type_names"]
     assert [vocabulary[t] for t in model.bead_types] == ["TYR", "TYR", "ASP", "PRO", "GLU", "THR", "GLY", "THR", "TRP",
                                                          "TYR"]
-    molecule = builtin_system("chignolin").build()
-    hairpin = molecule.positions[[atom.index for atom in molecule.topology.atoms() if atom.name == "CA"]]
-    frames = hairpin[None] + np.random.default_rng(3).normal(scale=0.02, size=(3, 10, 3))
+    frames = example["folded_hairpin_ca"]()[None] + np.random.default_rng(3).normal(scale=0.02, size=(3, 10, 3))
     system = model.create_system(1)
     model.model.double()  # the float64 torch twin as the reference (the file holds float32 weights)
     energies, forces = (t.numpy() for t in model.energy_and_forces(frames))
@@ -72,8 +70,7 @@ def test_committed_chignolin_model_matches_torch_and_runs(capsys):
                 energy, rel=tolerance, abs=tolerance * 10)
             assert np.abs(mine - force).max() <= tolerance * np.abs(force).max(), name
 
-    script = os.path.join(ROOT, "examples", "chignolin_cg_model.py")
-    result = runpy.run_path(script, run_name="example")["main"](["--replicas", "4", "--steps", "1000"])
+    result = example["main"](["--replicas", "4", "--steps", "1000"])
     # 2 ps at 340 K from the folded hairpin: the model keeps it folded (its own runs: 1.3 Å mean)
     assert 0.0 < result["rmsd"].mean() < 0.25 and result["q"].mean() > 0.8
     assert "folded fraction" in capsys.readouterr().out
