@@ -3,6 +3,15 @@
 # Defines the imported target OpenMM::OpenMM and OPENMM_INCLUDE_DIR, OPENMM_LIBRARY_DIR,
 # OPENMM_VERSION, OPENMM_VERSION_MAJOR_MINOR.
 
+# OpenMM's plugin interface changes between minor versions, so the plugin is built for exactly one.
+# The openmm pins of pyproject.toml and recipe/meta.yaml say the same (tests/test_recipe.py checks).
+set(OPENMM_CGML_REQUIRED_OPENMM "8.6")
+string(REPLACE "." ";" _cgml_required_parts "${OPENMM_CGML_REQUIRED_OPENMM}")
+list(GET _cgml_required_parts 1 _cgml_required_minor)
+math(EXPR _cgml_next_minor "${_cgml_required_minor} + 1")
+list(GET _cgml_required_parts 0 _cgml_required_major)
+set(_cgml_openmm_pip_spec "openmm>=${OPENMM_CGML_REQUIRED_OPENMM},<${_cgml_required_major}.${_cgml_next_minor}")
+
 if(NOT OPENMM_DIR AND DEFINED ENV{OPENMM_DIR})
     set(OPENMM_DIR "$ENV{OPENMM_DIR}")
 endif()
@@ -18,7 +27,7 @@ if(NOT OPENMM_DIR)
     endif()
 endif()
 if(NOT OPENMM_DIR OR NOT EXISTS "${OPENMM_DIR}/include/OpenMM.h")
-    message(FATAL_ERROR "OpenMM was not found: install the openmm Python package (pip install 'openmm>=8.6,<8.7') "
+    message(FATAL_ERROR "OpenMM was not found: install the openmm Python package (pip install '${_cgml_openmm_pip_spec}') "
                         "or set OPENMM_DIR to a folder with include/OpenMM.h and lib/libOpenMM.so")
 endif()
 set(OPENMM_INCLUDE_DIR "${OPENMM_DIR}/include")
@@ -33,6 +42,10 @@ if(NOT _cgml_status EQUAL 0 OR NOT OPENMM_VERSION)
     message(FATAL_ERROR "Could not read the OpenMM version from Python (import openmm.version)")
 endif()
 string(REGEX MATCH "^[0-9]+\\.[0-9]+" OPENMM_VERSION_MAJOR_MINOR "${OPENMM_VERSION}")
+if(NOT OPENMM_VERSION_MAJOR_MINOR VERSION_EQUAL OPENMM_CGML_REQUIRED_OPENMM)
+    message(FATAL_ERROR "OpenMM ${OPENMM_VERSION} was found (${OPENMM_DIR}), but this plugin is built for OpenMM "
+                        "${OPENMM_CGML_REQUIRED_OPENMM}: install '${_cgml_openmm_pip_spec}' or point OPENMM_DIR at one")
+endif()
 message(STATUS "OpenMM ${OPENMM_VERSION} in ${OPENMM_DIR}")
 
 add_library(OpenMM::OpenMM SHARED IMPORTED)

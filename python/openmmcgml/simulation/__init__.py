@@ -15,7 +15,7 @@ Examples
 >>> runs.to_mdtraj(0)                                                     # doctest: +SKIP
 """
 
-from .runner import ArrayReporter, CGSimulation, load_cg_model
+from .runner import ArrayReporter, CGSimulation, TemperatureMismatchWarning, load_cg_model, warn_if_temperature_differs
 from .storage import HDF5TrajectoryReporter, TrajectorySet, read_trajectories, topology_pdb
 from .system import (REFERENCE_PLATFORM_LIMIT, arrange_replicas, build_system, cg_topology, default_platform,
                      initial_structures)
@@ -25,6 +25,7 @@ __all__ = [
     "CGSimulation",
     "HDF5TrajectoryReporter",
     "REFERENCE_PLATFORM_LIMIT",
+    "TemperatureMismatchWarning",
     "TrajectorySet",
     "arrange_replicas",
     "build_system",
@@ -34,4 +35,5 @@ __all__ = [
     "load_cg_model",
     "read_trajectories",
     "topology_pdb",
+    "warn_if_temperature_differs",
 ]

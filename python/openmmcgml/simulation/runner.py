@@ -16,9 +16,46 @@ from openmm import unit
 from .storage import HDF5TrajectoryReporter, jsonable, topology_pdb
 from .system import arrange_replicas, build_system, cg_topology, default_platform
 
-__all__ = ["ArrayReporter", "CGSimulation", "load_cg_model"]
+__all__ = ["ArrayReporter", "CGSimulation", "TemperatureMismatchWarning", "load_cg_model", "warn_if_temperature_differs"]
 
 CHECKPOINT_FORMAT = "openmm-cgml-checkpoint"
+
+
+class TemperatureMismatchWarning(UserWarning):
+    """A CG model is simulated at a temperature other than that of its training data."""
+
+
+def warn_if_temperature_differs(model, temperature, stacklevel: int = 2) -> bool:
+    """Warn (:class:`TemperatureMismatchWarning`) if ``temperature`` is not the model's training temperature.
+
+    A CG potential learned by force matching is a free energy (potential of mean force) at the
+    temperature of its training data; at another temperature it does not give the CG distribution
+    of the all-atom model there.
+
+    Parameters
+    ----------
+    model
+        Has ``temperature`` (K), the training temperature; a model without one is not checked.
+    temperature : float or None
+        Kelvin; None means the model's own.
+    stacklevel : int
+        As for :func:`warnings.warn`, counted from the caller of this function: 2 names its caller's caller.
+
+    Returns
+    -------
+    bool
+        Whether it warned.
+    """
+    trained_at = getattr(model, "temperature", None)
+    if temperature is None or trained_at is None:
+        return False
+    trained_at, temperature = float(trained_at), float(temperature)
+    if abs(temperature - trained_at) <= 1e-6 * trained_at:
+        return False
+    warnings.warn(f"the CG model was trained at {trained_at:g} K but runs at {temperature:g} K: its potential is a "
+                  f"free energy at {trained_at:g} K, so the ensemble at {temperature:g} K is not the all-atom "
+                  "model's CG ensemble at that temperature", TemperatureMismatchWarning, stacklevel=stacklevel + 1)
+    return True
 
 
 def load_cg_model(path):
@@ -205,6 +242,8 @@ class CGSimulation:
         self.context = self.simulation.context
         self._positions_set = False
         self._single = None
+        # once per run: all replicas share this one Context
+        warn_if_temperature_differs(model, temperature)
 
     # ------------------------------------------------------------------------------ state
 

@@ -11,7 +11,9 @@ import openmm.app as app
 
 __all__ = [
     "REFERENCE_PLATFORM_LIMIT",
+    "add_model_forces",
     "arrange_replicas",
+    "bead_masses",
     "build_system",
     "cg_topology",
     "default_platform",
@@ -101,6 +103,23 @@ def build_system(model, n_replicas: int = 1) -> openmm.System:
     >>> system.getNumParticles(), system.getNumForces()
     (6, 1)
     """
+    masses = bead_masses(model, n_replicas)
+    system = openmm.System()
+    for mass in masses:
+        system.addParticle(float(mass))
+    add_model_forces(system, model, n_replicas)
+    return system
+
+
+def bead_masses(model, n_replicas: int = 1) -> np.ndarray:
+    """The mass of every particle of ``n_replicas`` copies of a CG model (amu), replica after replica.
+
+    Raises
+    ------
+    ValueError
+        If ``n_replicas`` is below 1, or the model's masses are not a non-empty list of positive,
+        finite numbers (a massless particle would never move).
+    """
     n_replicas = int(n_replicas)
     if n_replicas < 1:
         raise ValueError(f"n_replicas must be at least 1 (got {n_replicas})")
@@ -109,22 +128,41 @@ def build_system(model, n_replicas: int = 1) -> openmm.System:
         raise ValueError(f"the model's masses must be a non-empty list, one per bead (got shape {masses.shape})")
     if not np.all(np.isfinite(masses)) or (masses <= 0).any():
         raise ValueError("every bead mass must be positive and finite (a massless bead would not move)")
-    system = openmm.System()
-    for _ in range(n_replicas):
-        for mass in masses:
-            system.addParticle(float(mass))
-    n_particles = system.getNumParticles()
+    return np.tile(masses, n_replicas)
+
+
+def add_model_forces(system, model, n_replicas: int = 1, force_group: Optional[int] = None) -> None:
+    """Add a CG model's prior forces and learned force for ``n_replicas`` copies to a System.
+
+    Particle ``r * n_beads + i`` of ``system`` must be bead ``i`` of replica ``r``.
+
+    Parameters
+    ----------
+    system : openmm.System
+        Holds exactly ``n_replicas * n_beads`` particles.
+    model
+        As for :func:`build_system`.
+    n_replicas : int
+    force_group : int, optional
+        Force group of every added force; default: the priors keep theirs (0 unless set) and the
+        learned force is in group 1.
+    """
+    n_particles = len(bead_masses(model, n_replicas))
+    if system.getNumParticles() != n_particles:
+        raise ValueError(f"the System has {system.getNumParticles()} particles but {n_replicas} replicas of "
+                         f"{len(model.masses)} beads make {n_particles}")
     for force in model.prior_forces(n_replicas):
+        if force_group is not None:
+            force.setForceGroup(force_group)
         system.addForce(force)
     learned = model.learned_force(n_replicas)
     if learned is not None:
         n_acting = len(learned.getParticles()) or len(learned.getBeadTypes())
         if n_acting != n_particles:
             raise ValueError(f"the learned force acts on {n_acting} beads but {n_replicas} replicas of "
-                             f"{len(masses)} beads make {n_particles}")
-        learned.setForceGroup(1)
+                             f"{len(model.masses)} beads make {n_particles}")
+        learned.setForceGroup(1 if force_group is None else force_group)
         system.addForce(learned)
-    return system
 
 
 def cg_topology(bead_names: Sequence[str], n_replicas: int = 1, residue_names: Optional[Sequence[str]] = None,
