@@ -2,24 +2,15 @@
 # (the kernels are compiled at run time by OpenMM), so a CUDA toolkit's headers and the driver
 # stub are all that is needed: it builds on machines without a GPU too.
 set(_cgml_cuda_library "${OPENMM_LIBRARY_DIR}/plugins/libOpenMMCUDA.so")
-set(_cgml_build_cuda OFF)
-if(OPENMM_CGML_BUILD_CUDA STREQUAL "AUTO")
-    find_package(CUDAToolkit QUIET)
-    if(CUDAToolkit_FOUND AND EXISTS "${_cgml_cuda_library}")
-        set(_cgml_build_cuda ON)
-    else()
-        message(STATUS "CUDA platform: not built (needs a CUDA toolkit and ${_cgml_cuda_library} from openmm-cuda-*)")
-    endif()
-elseif(OPENMM_CGML_BUILD_CUDA)
-    find_package(CUDAToolkit REQUIRED)
-    if(NOT EXISTS "${_cgml_cuda_library}")
-        message(FATAL_ERROR "OPENMM_CGML_BUILD_CUDA=ON but ${_cgml_cuda_library} is missing: pip install --no-deps openmm-cuda-13")
-    endif()
-    set(_cgml_build_cuda ON)
-endif()
+cgml_choose_platform(CUDA
+    OPTION OPENMM_CGML_BUILD_CUDA
+    PACKAGE CUDAToolkit
+    PACKAGE_MISSING "no CUDA toolkit was found (nvcc and its headers): install NVIDIA's CUDA toolkit or set CUDAToolkit_ROOT"
+    OPENMM_LIBRARY "${_cgml_cuda_library}"
+    LIBRARY_HINT "install OpenMM's CUDA platform without its GPU runtime: pip install --no-deps openmm-cuda-13"
+    RESULT CGML_BUILD_CUDA)
 
-if(_cgml_build_cuda)
-    message(STATUS "CUDA platform: building against ${_cgml_cuda_library}")
+if(CGML_BUILD_CUDA)
     file(GLOB CGML_CUDA_SOURCES plugin/platforms/cuda/src/*.cpp)
     add_library(OpenMMCGMLCUDA SHARED ${CGML_CUDA_SOURCES})
     target_link_libraries(OpenMMCGMLCUDA PRIVATE CGMLCommon OpenMMCGML CUDA::toolkit "${_cgml_cuda_library}")

@@ -74,27 +74,69 @@ def available_platforms():
     return [name for name, ok in plugin_status()["platforms"].items() if ok]
 
 
+def unavailable_platforms():
+    """The plugin's platforms without kernels here, each with why (``"not built: ..."``, ``"load failed: ..."``)."""
+    from . import plugin_status
+
+    reasons = {}
+    for name, report in plugin_status()["plugin_platforms"].items():
+        if report["state"] != "has kernels":
+            reasons[name] = report["state"] + (f": {report['detail']}" if report["detail"] else "")
+    return reasons
+
+
+class PlatformUnavailableError(ValueError):
+    """A requested platform does not exist or cannot run the plugin's force."""
+
+
+def _check_requested_platforms(requested):
+    """Refuse a requested platform that cannot run the plugin's force, saying why."""
+    available = available_platforms()
+    reasons = unavailable_platforms()
+    for name in requested:
+        if name in available:
+            continue
+        if name in reasons:
+            raise PlatformUnavailableError(f"platform {name} cannot run the plugin's force: {reasons[name]}")
+        raise PlatformUnavailableError(f"platform {name!r} is not an OpenMM platform with the plugin's kernels "
+                         f"(available: {', '.join(available)})")
+
+
 def run_platform_check(n_beads=10, n_replicas=1, n_steps=1000, platforms=None, seed=0, print_fn=print):
     """Run a CG chain with a random CGSchNet on each platform and report agreement and speed.
+
+    Without `platforms`, every platform with the plugin's kernels runs, and each of the plugin's
+    other platforms is named with the reason it has none (not built, failed to load).
 
     Returns
     -------
     list of dict
         One row per platform: ``platform``, ``energy`` (kJ/mol), ``energy_error`` (relative to
         Reference), ``steps_per_second``.
+
+    Raises
+    ------
+    PlatformUnavailableError
+        If a platform in `platforms` does not exist or has no kernels of the plugin.
     """
     import torch
 
     from .models import CGSchNet
 
+    if platforms:
+        _check_requested_platforms(platforms)
     torch.manual_seed(seed)
     model = CGSchNet(n_types=4, n_features=64, n_filters=64, n_rbf=32, n_interactions=3, cutoff=1.2)
     system, _ = build_chain_system(model, n_beads, n_replicas)
     positions = chain_positions(n_beads, n_replicas, seed=seed)
+    requested = bool(platforms)
     platforms = platforms or available_platforms()
     if "Reference" not in platforms:
         platforms = ["Reference"] + list(platforms)
     print_fn(f"CG chain: {n_replicas} x {n_beads} beads, CGSchNet with 3 blocks of 64 features, {n_steps} Langevin steps")
+    if not requested:
+        for name, reason in unavailable_platforms().items():
+            print_fn(f"not checked: {name} ({reason})")
     rows = []
     reference_energy = None
     for name in platforms:

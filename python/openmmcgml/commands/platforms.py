@@ -11,14 +11,20 @@ def register(subparsers):
     parser.add_argument("--beads", type=int, default=10, help="beads per chain (default 10)")
     parser.add_argument("--replicas", type=int, default=1, help="chains in one Context, as separate molecules (default 1)")
     parser.add_argument("--steps", type=int, default=1000, help="steps per platform (default 1000)")
-    parser.add_argument("--platforms", nargs="*", default=None, help="platforms to run (default: every one with the plugin's kernels)")
+    parser.add_argument("--platforms", nargs="*", default=None, help="platforms to run (default: every one with the plugin's kernels; the others are listed with the reason)")
     parser.add_argument("--seed", type=int, default=0)
     parser.set_defaults(func=run)
 
 
 def run(args):
-    from ..platforms import run_platform_check
+    import sys
 
-    run_platform_check(n_beads=args.beads, n_replicas=args.replicas, n_steps=args.steps, platforms=args.platforms,
-                       seed=args.seed)
+    from ..platforms import PlatformUnavailableError, run_platform_check
+
+    try:
+        run_platform_check(n_beads=args.beads, n_replicas=args.replicas, n_steps=args.steps, platforms=args.platforms,
+                           seed=args.seed)
+    except PlatformUnavailableError as error:
+        print(f"cgml platforms: {error}", file=sys.stderr)
+        return 2
     return 0
