@@ -5,9 +5,11 @@ import math
 import numpy as np
 import openmm
 import pytest
+import torch
 
 from openmmcgml.forces import CGSchNetForce
-from plugin_helpers import make_context, make_model, make_system, platform_available, random_positions
+from plugin_helpers import (make_context, make_model, make_system, platform_available, plugin_energy_forces,
+                            random_positions, relative_error, torch_energy_forces)
 
 F, NF, K = 4, 3, 5
 
@@ -192,3 +194,183 @@ def test_coincident_beads_do_not_crash_opencl():
     reference.setPositions(good)
     expected = reference.getState(getEnergy=True).getPotentialEnergy()._value
     assert context.getState(getEnergy=True).getPotentialEnergy()._value == pytest.approx(expected, rel=1e-4)
+
+
+# ------------------------------------------------------------------------------------------------
+# Non-finite positions and weights beyond a platform's precision (the plugin's kernels)
+# ------------------------------------------------------------------------------------------------
+
+def _gpu_cases():
+    cases = []
+    for platform in ("OpenCL", "CUDA", "HIP"):
+        for precision in ("single", "mixed", "double"):
+            cases.append(pytest.param(platform, {"Precision": precision}, 1e-6 if precision == "double" else 1e-4,
+                                      id=f"{platform}-{precision}",
+                                      marks=pytest.mark.skipif(not platform_available(platform),
+                                                               reason=f"no {platform} platform on this machine")))
+    return cases
+
+
+# (platform, properties, relative tolerance against the float64 torch model)
+EVERY_PLATFORM = [pytest.param("Reference", {}, 1e-6, id="Reference"), pytest.param("CPU", {}, 1e-4, id="CPU")] + _gpu_cases()
+
+
+def _state_values(context):
+    state = context.getState(getEnergy=True, getForces=True)
+    return state.getPotentialEnergy()._value, np.asarray(state.getForces(asNumpy=True)._value)
+
+
+@pytest.mark.parametrize("platform,properties,tolerance", EVERY_PLATFORM)
+def test_non_finite_position_gives_nan_energy(platform, properties, tolerance):
+    """A NaN or infinite coordinate of any bead makes the energy NaN on every platform, as OpenMM's
+    own forces do (before the fix such a bead silently dropped out of every pair).  The Reference
+    and CPU platforms make every force NaN too; the GPU kernels keep forces finite, since their
+    fixed-point buffer cannot hold NaN.  The CPU platform's own check raises for a NaN before the
+    force runs.  Finite positions before and after give the same numbers, matching float64 torch."""
+    model = make_model(seed=50)
+    types, molecules = [0, 1, 2, 0, 1], [0, 0, 0, 0, 1]  # bead 4 is alone: it is in no pair
+    good = random_positions(5, 1.0, seed=51)
+    context = make_context(make_system(5, model.to_force(types, molecules)), platform, properties)
+    energy, forces = plugin_energy_forces(context, good)
+    expected_energy, expected_forces = torch_energy_forces(model, good, types, molecules)
+    assert energy == pytest.approx(expected_energy, rel=tolerance)
+    assert relative_error(forces, expected_forces) < tolerance
+    for bead, coordinate, bad in [(2, 0, math.nan), (2, 1, math.inf), (2, 2, -math.inf), (0, 1, math.nan),
+                                  (4, 0, math.inf), (4, 2, -math.inf)]:
+        positions = good.copy()
+        positions[bead, coordinate] = bad
+        context.setPositions(positions)
+        if platform == "CPU" and math.isnan(bad):
+            with pytest.raises(openmm.OpenMMException, match="Particle coordinate is NaN"):
+                context.getState(getEnergy=True, getForces=True)
+        else:
+            bad_energy, bad_forces = _state_values(context)
+            assert math.isnan(bad_energy), (bead, bad)
+            if platform in ("Reference", "CPU"):
+                assert np.isnan(bad_forces).all()
+            else:
+                assert np.isfinite(bad_forces).all()
+        again_energy, again_forces = plugin_energy_forces(context, good)
+        assert again_energy == energy and np.array_equal(again_forces, forces)
+
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _computes_in_single_precision(platform, properties):
+    return platform == "CPU" or (platform != "Reference" and properties.get("Precision") != "double")
+
+
+def _range_model(embedding=None, output_bias=None):
+    """A float64 model with 4 types and 8 features; optionally one huge embedding value (type 3,
+    feature 7) or last output bias."""
+    model = make_model(seed=52, n_types=4, n_features=8)
+    with torch.no_grad():
+        if embedding is not None:
+            model.embedding.weight[3, 7] = embedding
+        if output_bias is not None:
+            model.output[2].bias[0] = output_bias
+    return model
+
+
+RANGE_TYPES = [0, 3, 1, 2]
+RANGE_POSITIONS = random_positions(4, 0.9, seed=53)
+
+
+@pytest.mark.parametrize("platform,properties,tolerance", EVERY_PLATFORM)
+@pytest.mark.parametrize("array,value,message", [
+    pytest.param("embedding", 1e308, r"embedding\[3\]\[7\] = 1e\+308 is outside the range of single precision", id="embedding"),
+    pytest.param("output_bias", 1e39, r"output layer 1 bias\[0\] = 1e\+39 is outside the range of single precision",
+                 id="output-bias"),
+])
+def test_weights_beyond_single_precision_at_context_creation(platform, properties, tolerance, array, value, message):
+    """Platforms that keep weights in float (CPU; OpenCL/CUDA/HIP single and mixed) refuse a weight
+    that float cannot represent, naming the array and index, instead of giving NaN or inf; the
+    double-precision ones accept it and agree with the float64 torch model."""
+    model = _range_model(**{array: value})
+    system = make_system(4, model.to_force(RANGE_TYPES))
+    if _computes_in_single_precision(platform, properties):
+        with pytest.raises(openmm.OpenMMException, match=message):
+            make_context(system, platform, properties)
+        return
+    energy, forces = plugin_energy_forces(make_context(system, platform, properties), RANGE_POSITIONS)
+    expected_energy, expected_forces = torch_energy_forces(model, RANGE_POSITIONS, RANGE_TYPES)
+    assert math.isfinite(expected_energy) and energy == pytest.approx(expected_energy, rel=tolerance)
+    scale = np.abs(expected_forces).max()  # forces near 1e307: the norm itself would overflow
+    if platform == "Reference" or scale < 2.0**31:
+        # (OpenMM's GPU platforms sum forces in 64-bit fixed point, which holds magnitudes below
+        # 2^31 kJ/mol/nm only, for every force; the energy is where such a model shows there.)
+        assert relative_error(forces / scale, expected_forces / scale) < tolerance
+
+
+@pytest.mark.parametrize("platform,properties,tolerance", EVERY_PLATFORM)
+def test_weights_beyond_single_precision_in_update(platform, properties, tolerance):
+    """updateParametersInContext refuses such weights on single-precision platforms before anything
+    is copied, so the Context goes on with its old weights and accepts a later valid update."""
+    force = _range_model().to_force(RANGE_TYPES)
+    context = make_context(make_system(4, force), platform, properties)
+    old_energy, old_forces = plugin_energy_forces(context, RANGE_POSITIONS)
+    huge = _range_model(output_bias=1e39)
+    force.setOutputLayerParameters(1, huge.to_force(RANGE_TYPES).getOutputLayerWeights(1), [1e39])
+    if _computes_in_single_precision(platform, properties):
+        with pytest.raises(openmm.OpenMMException, match=r"output layer 1 bias\[0\] = 1e\+39 is outside the range"):
+            force.updateParametersInContext(context)
+        energy, forces = plugin_energy_forces(context, RANGE_POSITIONS)
+        assert energy == old_energy and np.array_equal(forces, old_forces)
+    else:
+        force.updateParametersInContext(context)
+        energy, forces = plugin_energy_forces(context, RANGE_POSITIONS)
+        assert energy == pytest.approx(torch_energy_forces(huge, RANGE_POSITIONS, RANGE_TYPES)[0], rel=tolerance)
+    # A valid update is taken afterwards.
+    shifted = _range_model(output_bias=2.5)
+    force.setOutputLayerParameters(1, shifted.to_force(RANGE_TYPES).getOutputLayerWeights(1), [2.5])
+    force.updateParametersInContext(context)
+    energy, forces = plugin_energy_forces(context, RANGE_POSITIONS)
+    expected_energy, expected_forces = torch_energy_forces(shifted, RANGE_POSITIONS, RANGE_TYPES)
+    assert energy == pytest.approx(expected_energy, rel=tolerance)
+    assert relative_error(forces, expected_forces) < tolerance
+
+
+def test_single_precision_limit_is_where_float_overflows():
+    """The CPU platform refuses exactly the values that round to infinity in float (numpy's float32
+    conversion is the reference): the largest float and values just below the rounding midpoint
+    2^128 - 2^103 are accepted, the midpoint itself (a tie, rounding to the even infinity) is not."""
+    midpoint = 2.0**128 - 2.0**103
+    values = [FLOAT32_MAX, np.nextafter(midpoint, 0.0), midpoint, -midpoint, 1e39, -FLOAT32_MAX]
+    for value in values:
+        model = make_model(seed=54)
+        force = model.to_force([0, 1, 2])
+        bias = list(force.getInteractionBlockArray(1, CGSchNetForce.UpdateBias2))
+        bias[5] = float(value)
+        arrays = [list(force.getInteractionBlockArray(1, a)) for a in range(9)]
+        arrays[CGSchNetForce.UpdateBias2] = bias
+        force.setInteractionBlockParameters(1, *arrays)
+        with np.errstate(over="ignore"):
+            overflows = bool(np.isinf(np.float32(value)))
+        system = make_system(3, force)
+        if overflows:
+            with pytest.raises(openmm.OpenMMException, match=r"interaction block 1 updateBias2 \(c2\)\[5\] = .* outside the range"):
+                make_context(system, "CPU")
+        else:
+            make_context(system, "CPU")
+    with np.errstate(over="ignore"):
+        assert [bool(np.isinf(np.float32(v))) for v in values[:3]] == [False, False, True]
+
+
+def test_filter_tabulation_points_have_an_upper_limit():
+    """A corrupt number of table points is refused before a table of that size is allocated."""
+    force = minimal_force()
+    force.setFilterTabulationPoints(1000000)
+    with pytest.raises(openmm.OpenMMException, match=r"between 2 and 1000000 \(got 2147483647\)"):
+        force.setFilterTabulationPoints(2147483647)
+    assert force.getFilterTabulationPoints() == 1000000
+
+
+@pytest.mark.skipif(not platform_available("OpenCL"), reason="no OpenCL platform (no OpenCL runtime on this machine)")
+def test_gpu_parameter_array_beyond_32_bit_indexing_is_refused():
+    """5 blocks x 999,999 intervals x 4 x 128 filters = 2.6e9 table values: more than the kernels'
+    32-bit indices reach, refused with a message instead of overflowing an offset."""
+    model = make_model(seed=55, n_filters=128, n_interactions=5)
+    force = model.to_force([0, 1], filter_tabulation_points=1000000)
+    with pytest.raises(openmm.OpenMMException, match="32-bit indexing; use fewer filter tabulation points"):
+        make_context(make_system(2, force), "OpenCL", {"Precision": "single"})

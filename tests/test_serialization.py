@@ -1,10 +1,15 @@
 """XmlSerializer, pickle and copy round trips of CGSchNetForce and of whole Systems."""
 
+import base64
 import copy
 import pickle
+import re
+import struct
 import subprocess
 import sys
 import textwrap
+import xml.etree.ElementTree as ElementTree
+import zlib
 
 import numpy as np
 import openmm
@@ -61,7 +66,7 @@ def positions():
 def test_xml_round_trip_is_exact(positions):
     _, force = configured_force()
     xml = openmm.XmlSerializer.serialize(force)
-    assert 'version="2"' in xml
+    assert 'version="3"' in xml
     # Weights are packed arrays, not one element per value.
     assert xml.count("<") < 40
     restored = openmm.XmlSerializer.deserialize(xml)
@@ -133,7 +138,7 @@ CORRUPTIONS = {
     "bad base64": lambda xml: xml.replace('A1="', 'A1="#', 1),
     "wrong array length": lambda xml: xml.replace('c2="', 'c2="AAAAAAAAAAA=', 1),
     "bad integer list": lambda xml: xml.replace('BeadTypes values="0', 'BeadTypes values="x0', 1),
-    "future version": lambda xml: xml.replace('version="2"', 'version="99"', 1),
+    "future version": lambda xml: xml.replace('version="3"', 'version="99"', 1),
     "missing attribute": lambda xml: xml.replace('numFeatures=', 'numFeaturez=', 1),
     "bead type out of range": lambda xml: xml.replace('BeadTypes values="0', 'BeadTypes values="7', 1),
 }
@@ -148,3 +153,109 @@ def test_corrupt_xml_raises_clear_error(corruption):
     message = str(error.value)
     if corruption != "truncated":  # the XML parser reports a truncated file in its own words
         assert "CGSchNetForce" in message
+
+
+# ------------------------------------------------------------------------------------------------
+# Format version 3: a CRC-32 beside every packed array, and sizes checked before allocation
+# ------------------------------------------------------------------------------------------------
+
+BLOCK_KEYS = ["A1", "a1", "A2", "a2", "B", "C1", "c1", "C2", "c2"]
+BASE64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+
+def packed_arrays(root, force):
+    """(element, attribute, the name the plugin gives the array, the force's values) for every
+    packed array of a serialized force."""
+    rbf = root.find("RBF")
+    found = [(rbf, "centers", "RBF centers", force.getRBFCenters()), (rbf, "widths", "RBF widths", force.getRBFWidths()),
+             (root.find("Embedding"), "values", "embedding", force.getEmbedding())]
+    for b, block in enumerate(root.find("InteractionBlocks")):
+        for a, key in enumerate(BLOCK_KEYS):
+            found.append((block, key, f"interaction block {b} {key}", force.getInteractionBlockArray(b, a)))
+    for index, layer in enumerate(root.find("OutputLayers")):
+        found.append((layer, "weights", f"output layer {index} weights", force.getOutputLayerWeights(index)))
+        found.append((layer, "bias", f"output layer {index} bias", force.getOutputLayerBias(index)))
+    return found
+
+
+def test_checksums_are_crc32_of_the_little_endian_bytes():
+    """Each packed array is base64 of the little-endian doubles, and its CRC32 attribute is what
+    zlib computes over those bytes."""
+    _, force = configured_force()
+    root = ElementTree.fromstring(openmm.XmlSerializer.serialize(force))
+    arrays = packed_arrays(root, force)
+    assert len(arrays) == 3 + 9 * force.getNumInteractionBlocks() + 2 * force.getNumOutputLayers()
+    for element, key, name, values in arrays:
+        raw = struct.pack(f"<{len(values)}d", *values)
+        assert base64.b64decode(element.get(key)) == raw, name
+        assert element.get(key + "CRC32") == f"{zlib.crc32(raw):08x}", name
+    # The checksum attributes are the only ones a version-2 file lacks.
+    assert sum(1 for element in root.iter() for key in element.keys() if key.endswith("CRC32")) == len(arrays)
+
+
+@pytest.mark.parametrize("where", ["first", "middle", "last"])
+def test_one_changed_character_in_any_packed_array_is_refused(where):
+    """Changing one base64 character of any packed array (to another valid one) raises an
+    OpenMMException that names the array: inside the data the checksum no longer matches, and in
+    the last character before the padding the dropped bits are no longer zero."""
+    _, force = configured_force()
+    xml = openmm.XmlSerializer.serialize(force)
+    baseline = ElementTree.fromstring(xml)
+    # The unchanged tree, written back out, loads: only the changed character can make it fail.
+    assert_same_force(force, CGSchNetForce.cast(openmm.XmlSerializer.deserialize(ElementTree.tostring(baseline, encoding="unicode"))))
+    for index in range(len(packed_arrays(baseline, force))):
+        root = ElementTree.fromstring(xml)
+        element, key, name, _ = packed_arrays(root, force)[index]
+        text = element.get(key)
+        data = text.rstrip("=")
+        position = {"first": 0, "middle": len(data) // 2, "last": len(data) - 1}[where]
+        replacement = BASE64[(BASE64.index(text[position]) + 1) % 64]
+        element.set(key, text[:position] + replacement + text[position + 1:])
+        with pytest.raises(openmm.OpenMMException, match=re.escape(f"'{name}'")) as error:
+            openmm.XmlSerializer.deserialize(ElementTree.tostring(root, encoding="unicode"))
+        if where == "middle":
+            assert "does not match its CRC-32 checksum" in str(error.value)
+
+
+def test_version_2_xml_still_loads():
+    """A file in the previous format (no checksums, version 2) loads into the same force."""
+    _, force = configured_force()
+    xml = openmm.XmlSerializer.serialize(force)
+    old = re.sub(r' \w+CRC32="[0-9a-f]{8}"', "", xml.replace('version="3"', 'version="2"', 1))
+    assert "CRC32" not in old and 'version="2"' in old
+    restored = CGSchNetForce.cast(openmm.XmlSerializer.deserialize(old))
+    assert_same_force(force, restored)
+    assert openmm.XmlSerializer.serialize(restored) == xml
+
+
+def test_version_3_without_a_checksum_is_refused():
+    _, force = configured_force()
+    xml = openmm.XmlSerializer.serialize(force)
+    stripped = re.sub(r' c1CRC32="[0-9a-f]{8}"', "", xml, count=1)
+    assert stripped != xml
+    with pytest.raises(openmm.OpenMMException, match=r"'interaction block 0 c1' has no checksum \(c1CRC32\)"):
+        openmm.XmlSerializer.deserialize(stripped)
+
+
+SIZE_FIELDS = ["numTypes", "numFeatures", "numFilters", "numRBF", "filterTabulationPoints"]
+
+
+@pytest.mark.parametrize("field", SIZE_FIELDS + ["version"])
+@pytest.mark.parametrize("value", ["2147483647", "-1", "0", "off by one"])
+def test_corrupt_size_fields_are_named(field, value):
+    """A size attribute that does not fit the arrays it describes is reported by name before
+    anything is allocated from it (numTypes=2147483647 used to end in std::bad_alloc)."""
+    _, force = configured_force()
+    xml = openmm.XmlSerializer.serialize(force)
+    current = int(re.search(rf' {field}="(-?\d+)"', xml).group(1))
+    if value == "off by one":
+        if field in ("filterTabulationPoints", "version"):
+            pytest.skip("any number of table points is valid, and version 2 of this file loads")
+        value = str(current + 1)
+    if value == "0" and field == "filterTabulationPoints":
+        pytest.skip("0 table points (exact filters) is valid")
+    changed = re.sub(rf' {field}="-?\d+"', f' {field}="{value}"', xml, count=1)
+    assert changed != xml
+    expected = f"unsupported version {value}" if field == "version" else f"{field} = {value}"
+    with pytest.raises(openmm.OpenMMException, match=re.escape(expected)):
+        openmm.XmlSerializer.deserialize(changed)

@@ -11,6 +11,16 @@ namespace OpenMMCGML {
 OPENMM_EXPORT_CGML std::string packDoubles(const std::vector<double>& values);
 /** Decode packDoubles() output; throws OpenMMException naming `what` if the text is not valid. */
 OPENMM_EXPORT_CGML std::vector<double> unpackDoubles(const std::string& text, const std::string& what);
+/**
+ * The CRC-32 checksum (IEEE 802.3 polynomial, as zlib.crc32 computes it) of the little-endian
+ * IEEE-754 bytes of the values, as 8 lower-case hexadecimal digits.
+ */
+OPENMM_EXPORT_CGML std::string checksumDoubles(const std::vector<double>& values);
+/**
+ * Throw an OpenMMException naming `what` unless checksumDoubles(values) equals the stored checksum
+ * (hexadecimal digits in either case).
+ */
+OPENMM_EXPORT_CGML void verifyChecksum(const std::vector<double>& values, const std::string& checksum, const std::string& what);
 /** Encode integers as space-separated decimal text. */
 OPENMM_EXPORT_CGML std::string packInts(const std::vector<int>& values);
 /** Decode packInts() output; throws OpenMMException naming `what` if the text is not valid. */

@@ -9,8 +9,62 @@ using namespace OpenMM;
 using namespace OpenMMCGML;
 using namespace std;
 
-static const int currentVersion = 2;
+static const int currentVersion = 3;
 static const char* const blockArrayKeys[] = {"A1", "a1", "A2", "a2", "B", "C1", "c1", "C2", "c2"};
+// The largest number of filter tabulation points a file may ask for.  A table holds
+// blocks x (points-1) x 4 x filters values (the Common-Compute kernels index it with 32-bit
+// integers), and 1000 points already interpolate to single-precision accuracy (docs/cgschnet.md).
+static const int maxFilterTabulationPoints = 1000000;
+
+namespace {
+
+/** The attribute that holds the checksum of the packed array stored under `key`. */
+string checksumKey(const string& key) {
+    return key+"CRC32";
+}
+
+/** Store a packed array and (format version 3) the CRC-32 checksum of its values beside it. */
+void setPacked(SerializationNode& node, const string& key, const vector<double>& values) {
+    node.setStringProperty(key, packDoubles(values));
+    node.setStringProperty(checksumKey(key), checksumDoubles(values));
+}
+
+/**
+ * Read a packed array; from version 3 on, refuse it unless it matches its checksum.  `what` names
+ * the array in messages.
+ */
+vector<double> getPacked(const SerializationNode& node, const string& key, int version, const string& what) {
+    vector<double> values = unpackDoubles(node.getStringProperty(key), what);
+    if (version >= 3) {
+        if (!node.hasProperty(checksumKey(key)))
+            throw OpenMMException("CGSchNetForce XML: the packed array '"+what+"' has no checksum ("+checksumKey(key)+
+                                  "), which a version-3 file stores beside every packed array");
+        verifyChecksum(values, node.getStringProperty(checksumKey(key)), what);
+    }
+    return values;
+}
+
+/** A size attribute, which must be positive. */
+int getSize(const SerializationNode& node, const string& key) {
+    int value = node.getIntProperty(key);
+    if (value <= 0) {
+        stringstream msg;
+        msg << "CGSchNetForce XML: " << key << " = " << value << " must be positive";
+        throw OpenMMException(msg.str());
+    }
+    return value;
+}
+
+/** Throw unless a size attribute equals the length of the array that it describes. */
+void checkSize(const string& key, int value, size_t length, const string& array) {
+    if ((size_t) value != length) {
+        stringstream msg;
+        msg << "CGSchNetForce XML: " << key << " = " << value << " does not match " << array << " (" << length << " values)";
+        throw OpenMMException(msg.str());
+    }
+}
+
+} // namespace
 
 CGSchNetForceProxy::CGSchNetForceProxy() : SerializationProxy("CGSchNetForce") {
 }
@@ -30,23 +84,23 @@ void CGSchNetForceProxy::serialize(const void* object, SerializationNode& node) 
     node.setStringProperty("scaleParameter", force.getScaleParameterName());
     node.setDoubleProperty("defaultScale", force.getDefaultScale());
     node.setIntProperty("filterTabulationPoints", force.getFilterTabulationPoints());
-    node.createChildNode("RBF")
-        .setIntProperty("type", force.getRBFType())
-        .setDoubleProperty("lowerCutoff", force.getRBFLowerCutoff())
-        .setStringProperty("centers", packDoubles(force.getRBFCenters()))
-        .setStringProperty("widths", packDoubles(force.getRBFWidths()));
-    node.createChildNode("Embedding").setStringProperty("values", packDoubles(force.getEmbedding()));
+    SerializationNode& rbf = node.createChildNode("RBF");
+    rbf.setIntProperty("type", force.getRBFType()).setDoubleProperty("lowerCutoff", force.getRBFLowerCutoff());
+    setPacked(rbf, "centers", force.getRBFCenters());
+    setPacked(rbf, "widths", force.getRBFWidths());
+    setPacked(node.createChildNode("Embedding"), "values", force.getEmbedding());
     SerializationNode& blocks = node.createChildNode("InteractionBlocks");
     for (int b = 0; b < force.getNumInteractionBlocks(); b++) {
         SerializationNode& block = blocks.createChildNode("Block");
         for (int a = 0; a < 9; a++)
-            block.setStringProperty(blockArrayKeys[a], packDoubles(force.getInteractionBlockArray(b, (CGSchNetForce::BlockArray) a)));
+            setPacked(block, blockArrayKeys[a], force.getInteractionBlockArray(b, (CGSchNetForce::BlockArray) a));
     }
     SerializationNode& layers = node.createChildNode("OutputLayers");
-    for (int l = 0; l < force.getNumOutputLayers(); l++)
-        layers.createChildNode("Layer")
-            .setStringProperty("weights", packDoubles(force.getOutputLayerWeights(l)))
-            .setStringProperty("bias", packDoubles(force.getOutputLayerBias(l)));
+    for (int l = 0; l < force.getNumOutputLayers(); l++) {
+        SerializationNode& layer = layers.createChildNode("Layer");
+        setPacked(layer, "weights", force.getOutputLayerWeights(l));
+        setPacked(layer, "bias", force.getOutputLayerBias(l));
+    }
     node.createChildNode("Particles").setStringProperty("values", packInts(force.getParticles()));
     node.createChildNode("BeadTypes").setStringProperty("values", packInts(force.getBeadTypes()));
     node.createChildNode("Molecules").setStringProperty("values", packInts(force.getMolecules()));
@@ -69,33 +123,69 @@ void* CGSchNetForceProxy::deserialize(const SerializationNode& node) const {
     }
     CGSchNetForce* force = nullptr;
     try {
-        force = new CGSchNetForce(node.getIntProperty("numTypes"), node.getIntProperty("numFeatures"),
-                                  node.getIntProperty("numFilters"), node.getIntProperty("numRBF"),
-                                  node.getDoubleProperty("cutoff"));
+        // Every array is read (and its checksum verified) before anything is allocated from the
+        // size attributes, so that a corrupt size is reported by name rather than as a failed
+        // allocation: each size must equal the length of an array that it alone describes.
+        const int numTypes = getSize(node, "numTypes"), numFeatures = getSize(node, "numFeatures");
+        const int numFilters = getSize(node, "numFilters"), numRBF = getSize(node, "numRBF");
+        const SerializationNode& rbf = node.getChildNode("RBF");
+        vector<double> centers = getPacked(rbf, "centers", version, "RBF centers");
+        vector<double> widths = getPacked(rbf, "widths", version, "RBF widths");
+        vector<double> embedding = getPacked(node.getChildNode("Embedding"), "values", version, "embedding");
+        vector<vector<vector<double> > > blocks;
+        for (const SerializationNode& block : node.getChildNode("InteractionBlocks").getChildren()) {
+            stringstream prefix;
+            prefix << "interaction block " << blocks.size() << " ";
+            blocks.push_back(vector<vector<double> >(9));
+            for (int a = 0; a < 9; a++)
+                blocks.back()[a] = getPacked(block, blockArrayKeys[a], version, prefix.str()+blockArrayKeys[a]);
+        }
+        vector<vector<double> > outputWeights, outputBiases;
+        for (const SerializationNode& layer : node.getChildNode("OutputLayers").getChildren()) {
+            stringstream prefix;
+            prefix << "output layer " << outputWeights.size() << " ";
+            outputWeights.push_back(getPacked(layer, "weights", version, prefix.str()+"weights"));
+            outputBiases.push_back(getPacked(layer, "bias", version, prefix.str()+"bias"));
+        }
+        checkSize("numRBF", numRBF, centers.size(), "the RBF centers");
+        if (!blocks.empty()) {
+            checkSize("numFeatures", numFeatures, blocks[0][CGSchNetForce::UpdateBias1].size(), "interaction block 0 c1");
+            checkSize("numFilters", numFilters, blocks[0][CGSchNetForce::FilterBias1].size(), "interaction block 0 a1");
+        }
+        else if (!outputWeights.empty() && !outputBiases[0].empty())
+            checkSize("numFeatures", numFeatures, outputWeights[0].size()/outputBiases[0].size(), "the inputs of output layer 0");
+        if ((long long) numTypes*numFeatures != (long long) embedding.size()) {
+            stringstream msg;
+            msg << "CGSchNetForce XML: numTypes = " << numTypes << " does not match the " << embedding.size()
+                << " values of the embedding (numTypes x numFeatures, with numFeatures = " << numFeatures << ")";
+            throw OpenMMException(msg.str());
+        }
+        int tablePoints = 0;
+        // Version 1 predates the tabulated filters: its forces use the exact ones.
+        if (version >= 2) {
+            tablePoints = node.getIntProperty("filterTabulationPoints");
+            if (tablePoints < 0 || tablePoints == 1 || tablePoints > maxFilterTabulationPoints) {
+                stringstream msg;
+                msg << "CGSchNetForce XML: filterTabulationPoints = " << tablePoints << " must be 0 (exact filters) or between 2 and "
+                    << maxFilterTabulationPoints;
+                throw OpenMMException(msg.str());
+            }
+        }
+
+        force = new CGSchNetForce(numTypes, numFeatures, numFilters, numRBF, node.getDoubleProperty("cutoff"));
         force->setName(node.getStringProperty("name", force->getName()));
         force->setForceGroup(node.getIntProperty("forceGroup", 0));
         force->setActivation((CGSchNetForce::Activation) node.getIntProperty("activation"));
         force->setUsesPeriodicBoundaryConditions(node.getBoolProperty("periodic"));
         force->setScaleParameterName(node.getStringProperty("scaleParameter"));
         force->setDefaultScale(node.getDoubleProperty("defaultScale"));
-        // Version 1 predates the tabulated filters: its forces use the exact ones.
-        if (version >= 2)
-            force->setFilterTabulationPoints(node.getIntProperty("filterTabulationPoints"));
-        const SerializationNode& rbf = node.getChildNode("RBF");
-        force->setRBFParameters((CGSchNetForce::RBFType) rbf.getIntProperty("type"),
-                                unpackDoubles(rbf.getStringProperty("centers"), "RBF centers"),
-                                unpackDoubles(rbf.getStringProperty("widths"), "RBF widths"),
-                                rbf.getDoubleProperty("lowerCutoff"));
-        force->setEmbedding(unpackDoubles(node.getChildNode("Embedding").getStringProperty("values"), "embedding"));
-        for (const SerializationNode& block : node.getChildNode("InteractionBlocks").getChildren()) {
-            vector<double> arrays[9];
-            for (int a = 0; a < 9; a++)
-                arrays[a] = unpackDoubles(block.getStringProperty(blockArrayKeys[a]), blockArrayKeys[a]);
-            force->addInteractionBlock(arrays[0], arrays[1], arrays[2], arrays[3], arrays[4], arrays[5], arrays[6], arrays[7], arrays[8]);
-        }
-        for (const SerializationNode& layer : node.getChildNode("OutputLayers").getChildren())
-            force->addOutputLayer(unpackDoubles(layer.getStringProperty("weights"), "output weights"),
-                                  unpackDoubles(layer.getStringProperty("bias"), "output bias"));
+        force->setFilterTabulationPoints(tablePoints);
+        force->setRBFParameters((CGSchNetForce::RBFType) rbf.getIntProperty("type"), centers, widths, rbf.getDoubleProperty("lowerCutoff"));
+        force->setEmbedding(embedding);
+        for (const vector<vector<double> >& a : blocks)
+            force->addInteractionBlock(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8]);
+        for (size_t l = 0; l < outputWeights.size(); l++)
+            force->addOutputLayer(outputWeights[l], outputBiases[l]);
         force->setParticles(unpackInts(node.getChildNode("Particles").getStringProperty("values"), "particles"));
         force->setBeadTypes(unpackInts(node.getChildNode("BeadTypes").getStringProperty("values"), "bead types"));
         force->setMolecules(unpackInts(node.getChildNode("Molecules").getStringProperty("values"), "molecules"));

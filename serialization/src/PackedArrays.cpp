@@ -1,8 +1,10 @@
 #include "PackedArrays.h"
 #include "openmm/OpenMMException.h"
+#include <cctype>
 #include <cerrno>
 #include <climits>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <sstream>
@@ -22,8 +24,8 @@ static int base64Value(char c) {
     return -1;
 }
 
-string packDoubles(const vector<double>& values) {
-    // Write bytes least significant first, so the text is the same on every host.
+/** The IEEE-754 bytes of the values, least significant first, so they are the same on every host. */
+static vector<unsigned char> littleEndianBytes(const vector<double>& values) {
     vector<unsigned char> bytes(values.size()*8);
     for (size_t i = 0; i < values.size(); i++) {
         uint64_t bits;
@@ -31,6 +33,49 @@ string packDoubles(const vector<double>& values) {
         for (int b = 0; b < 8; b++)
             bytes[8*i+b] = (unsigned char) ((bits >> (8*b)) & 0xFF);
     }
+    return bytes;
+}
+
+/**
+ * CRC-32 with the IEEE 802.3 polynomial in its bit-reversed form 0xEDB88320, initial value and
+ * final xor 0xFFFFFFFF (the checksum of zlib, PNG and gzip), computed a byte at a time from a table
+ * of the 256 one-byte remainders.
+ */
+static uint32_t crc32(const vector<unsigned char>& bytes) {
+    static const vector<uint32_t> table = [] {
+        vector<uint32_t> remainders(256);
+        for (uint32_t n = 0; n < 256; n++) {
+            uint32_t value = n;
+            for (int bit = 0; bit < 8; bit++)
+                value = (value & 1 ? 0xEDB88320u^(value >> 1) : value >> 1);
+            remainders[n] = value;
+        }
+        return remainders;
+    }();
+    uint32_t crc = 0xFFFFFFFFu;
+    for (unsigned char byte : bytes)
+        crc = table[(crc^byte) & 0xFF]^(crc >> 8);
+    return crc^0xFFFFFFFFu;
+}
+
+string checksumDoubles(const vector<double>& values) {
+    char text[9];
+    snprintf(text, sizeof(text), "%08x", (unsigned int) crc32(littleEndianBytes(values)));
+    return text;
+}
+
+void verifyChecksum(const vector<double>& values, const string& checksum, const string& what) {
+    string expected = checksumDoubles(values);
+    string stored = checksum;
+    for (char& c : stored)
+        c = (char) tolower((unsigned char) c);
+    if (stored != expected)
+        throw OpenMM::OpenMMException("CGSchNetForce XML: the packed array '"+what+"' does not match its CRC-32 checksum (stored "+
+                                      checksum+", computed "+expected+" from the values): the file is corrupt");
+}
+
+string packDoubles(const vector<double>& values) {
+    vector<unsigned char> bytes = littleEndianBytes(values);
     string text;
     text.reserve((bytes.size()+2)/3*4);
     for (size_t i = 0; i < bytes.size(); i += 3) {
@@ -71,6 +116,10 @@ vector<double> unpackDoubles(const string& text, const string& what) {
             }
         }
         uint32_t chunk = (v[0] << 18) | (v[1] << 12) | (v[2] << 6) | v[3];
+        // The bits a padded group drops must be zero, as packDoubles() writes them: otherwise a
+        // changed character there would go unnoticed.
+        if ((padding == 1 && (chunk & 0xFF) != 0) || (padding == 2 && (chunk & 0xFFFF) != 0))
+            throw corrupt("nonzero bits before the padding");
         bytes.push_back((chunk >> 16) & 0xFF);
         if (padding < 2) bytes.push_back((chunk >> 8) & 0xFF);
         if (padding < 1) bytes.push_back(chunk & 0xFF);

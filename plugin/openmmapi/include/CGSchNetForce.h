@@ -184,7 +184,7 @@ public:
      * The number of points is part of a Context's structure: changing it requires a new Context.
      * updateParametersInContext() rebuilds the table from new weights, cutoff or radial basis.
      *
-     * @param numPoints  0 (exact filters), or the number of grid points (at least 2)
+     * @param numPoints  0 (exact filters), or the number of grid points (2 to 1000000)
      */
     void setFilterTabulationPoints(int numPoints);
     /**
@@ -204,6 +204,8 @@ public:
      * Copy new weights and scalar settings (cutoff, RBF, activation) into a Context.  Changes of
      * array shapes, of the number of blocks or layers, or of the particles, types, molecules or
      * exclusions cannot be copied and raise an exception; reinitialize the Context for those.
+     * A platform that computes in single precision refuses weights beyond the range of float
+     * (also when the Context is created); the Context then keeps its old weights.
      */
     void updateParametersInContext(OpenMM::Context& context);
 

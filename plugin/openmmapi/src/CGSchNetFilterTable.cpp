@@ -2,6 +2,7 @@
 #include "openmm/OpenMMException.h"
 #include <algorithm>
 #include <cmath>
+#include <new>
 #include <sstream>
 
 using namespace OpenMM;
@@ -128,7 +129,15 @@ CGSchNetFilterTable::CGSchNetFilterTable(const CGSchNetForce& force, int points)
     spacing = cutoff/(numPoints-1);
     const int NF = numFilters, numIntervals = numPoints-1;
     CGSchNetFilterFunction filter(force);
-    coefficients.resize((size_t) numBlocks*numIntervals*4*NF);
+    try {
+        coefficients.resize((size_t) numBlocks*numIntervals*4*NF);
+    }
+    catch (const bad_alloc&) {
+        stringstream message;
+        message << "CGSchNetForce: a filter table of " << numPoints << " points needs " << (double) numBlocks*numIntervals*4*NF*8/1e9
+                << " GB, more than can be allocated; use fewer points";
+        throw OpenMMException(message.str());
+    }
     vector<double> w(2*NF), dw(2*NF);
     for (int b = 0; b < numBlocks; b++) {
         // Node n lives in slot n%2 of w and dw, so each node is evaluated once.

@@ -3,6 +3,7 @@
 #include "internal/CGSchNetForceImpl.h"
 #include "openmm/OpenMMException.h"
 #include <cmath>
+#include <new>
 #include <set>
 #include <sstream>
 
@@ -55,14 +56,22 @@ CGSchNetForce::CGSchNetForce(int numTypes, int numFeatures, int numFilters, int 
         fail(msg.str());
     }
     setCutoff(cutoff);
-    rbfCenters.resize(numRBF);
-    rbfWidths.resize(numRBF);
+    try {
+        rbfCenters.resize(numRBF);
+        rbfWidths.resize(numRBF);
+        embedding.resize((size_t) numTypes*numFeatures, 0.0);
+    }
+    catch (const bad_alloc&) {
+        stringstream msg;
+        msg << "numTypes x numFeatures = " << numTypes << " x " << numFeatures << " and numRBF = " << numRBF
+            << " are too large to allocate";
+        fail(msg.str());
+    }
     double spacing = (numRBF > 1 ? cutoff/(numRBF-1) : cutoff);
     for (int k = 0; k < numRBF; k++) {
         rbfCenters[k] = (numRBF > 1 ? k*spacing : 0.0);
         rbfWidths[k] = 0.5/(spacing*spacing);
     }
-    embedding.resize((size_t) numTypes*numFeatures, 0.0);
 }
 
 void CGSchNetForce::setCutoff(double distance) {
@@ -260,9 +269,12 @@ void CGSchNetForce::setUsesPeriodicBoundaryConditions(bool usePeriodic) {
 }
 
 void CGSchNetForce::setFilterTabulationPoints(int numPoints) {
-    if (numPoints < 0 || numPoints == 1) {
+    // At 10^4 points the interpolation error of a typical model is far below double rounding
+    // (docs/cgschnet.md), so the upper limit only catches corrupt values, before a table of
+    // blocks x points x 4 x filters values is allocated from them.
+    if (numPoints < 0 || numPoints == 1 || numPoints > 1000000) {
         stringstream msg;
-        msg << "the number of filter tabulation points must be 0 (exact filters) or at least 2 (got " << numPoints << ")";
+        msg << "the number of filter tabulation points must be 0 (exact filters) or between 2 and 1000000 (got " << numPoints << ")";
         fail(msg.str());
     }
     filterTabulationPoints = numPoints;

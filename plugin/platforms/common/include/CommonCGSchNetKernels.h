@@ -46,6 +46,8 @@ public:
     void copyParametersToContext(OpenMM::ContextImpl& context, const CGSchNetForce& force);
 private:
     class ForceInfo;
+    /** Refuse weights that the platform's precision cannot represent (see CGSchNetForceImpl). */
+    void checkPrecisionRange(const CGSchNetForce& force);
     void chooseDecomposition();
     void compileProgram();
     void createKernels();

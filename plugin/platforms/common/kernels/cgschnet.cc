@@ -8,7 +8,8 @@
 //   computeFilters       per (tile of active pairs, block): the filter W(r) of every block and its
 //                        derivative dW/dr (forward-mode), so the filter networks of all blocks run
 //                        at once, spread over many work groups; and per bead its list of active
-//                        neighbours in candidate order
+//                        neighbours in candidate order (and a NaN energy if its position is not
+//                        finite)
 //   forwardBlock b       per tile of beads, b = 0 .. L-2: m = sum_j y_j W_ij, z, h, and y of the
 //                        next block
 //   forwardLastBlock     the same for the last block, then the output network, the energy and the
@@ -167,6 +168,45 @@ DEVICE int scanWorkGroup(int value, LOCAL_ARG int* buffer, int* total) {
     periodicBoxSize, invPeriodicBoxSize, periodicBoxVecX, periodicBoxVecY, periodicBoxVecZ
 
 // ------------------------------------------------------------------------------------------------
+// Undefined results
+// ------------------------------------------------------------------------------------------------
+
+/**
+ * Make this work group's entry of the energy buffer NaN, for an evaluation whose result is
+ * undefined.  The bits of a quiet NaN are written directly: arithmetic cannot be trusted to make
+ * one under fast-math compilation.  The later stages only add to the entry, which keeps it NaN.
+ */
+DEVICE void markEnergyNaN(GLOBAL mixed* energyBuffer) {
+#if defined(USE_DOUBLE_PRECISION) || defined(USE_MIXED_PRECISION)
+    ((GLOBAL mm_long*) energyBuffer)[GROUP_ID] = (mm_long) 0x7ff8000000000000;
+#else
+    ((GLOBAL int*) energyBuffer)[GROUP_ID] = 0x7fc00000;
+#endif
+}
+
+/**
+ * Whether x is NaN or infinite, read from its exponent bits (fast-math compilation may assume that
+ * no value is either, and fold isfinite() to true).
+ */
+DEVICE bool isNonFinite(real x) {
+#if defined(USE_DOUBLE_PRECISION)
+#ifdef __OPENCL_VERSION__
+    const mm_ulong bits = as_ulong(x);
+#else
+    const mm_ulong bits = (mm_ulong) __double_as_longlong(x);
+#endif
+    return (bits & (mm_ulong) 0x7ff0000000000000) == (mm_ulong) 0x7ff0000000000000;
+#else
+#ifdef __OPENCL_VERSION__
+    const unsigned int bits = as_uint(x);
+#else
+    const unsigned int bits = __float_as_uint(x);
+#endif
+    return (bits & 0x7f800000u) == 0x7f800000u;
+#endif
+}
+
+// ------------------------------------------------------------------------------------------------
 // Active pairs
 // ------------------------------------------------------------------------------------------------
 
@@ -235,7 +275,7 @@ DEVICE void countActivePairsStage(STAGE_PARAMETERS, LOCAL_ARG int* iscratch) {
  *
  * Two interacting beads at distance 0 have no force direction.  Their force comes out NaN, which
  * the fixed-point force buffer cannot hold (the conversion is device dependent), so such a pair
- * also makes the energy NaN, where it can be seen.
+ * makes the energy NaN instead, where it can be seen.
  */
 DEVICE void compactActivePairsStage(STAGE_PARAMETERS, LOCAL_ARG int* iscratch) {
     for (int chunk = GROUP_ID; chunk < NUM_CHUNKS; chunk += NUM_GROUPS) {
@@ -263,15 +303,8 @@ DEVICE void compactActivePairsStage(STAGE_PARAMETERS, LOCAL_ARG int* iscratch) {
                 const real r = SQRT(delta.w);
                 pairSlot[p] = slot;
                 activeGeometry[slot] = make_real4(delta.x, delta.y, delta.z, r);
-                if (r == 0) {
-                    // The bits of a quiet NaN: arithmetic cannot be trusted to make one under
-                    // fast-math compilation.
-#if defined(USE_DOUBLE_PRECISION) || defined(USE_MIXED_PRECISION)
-                    ((GLOBAL mm_long*) energyBuffer)[GROUP_ID] = (mm_long) 0x7ff8000000000000;
-#else
-                    ((GLOBAL int*) energyBuffer)[GROUP_ID] = 0x7fc00000;
-#endif
-                }
+                if (r == 0)
+                    markEnergyNaN(energyBuffer);
                 slot++;
             }
             else
@@ -413,12 +446,21 @@ DEVICE void filterTile(int tile, int block, int numActive, STAGE_PARAMETERS, LOC
 #endif
 
 /**
- * Bead items: neighbour lists and y of the first block (E[t_i] B_0 is tabulated per type).  Pair
- * items: the filters of (tile of active pairs, block).
+ * Bead items: neighbour lists, the check that the bead's position is finite, and y of the first
+ * block (E[t_i] B_0 is tabulated per type).  Pair items: the filters of (tile of active pairs,
+ * block).
  */
 DEVICE void computeFiltersStage(STAGE_PARAMETERS, LOCAL_ARG real* scratch, LOCAL_ARG int* iscratch) {
     for (int bead = GROUP_ID; bead < NUM_BEADS; bead += NUM_GROUPS) {
         buildNeighborList(bead, STAGE_ARGUMENTS, iscratch);
+        if (LOCAL_ID == 0) {
+            // A non-finite distance is never inside the cutoff, so a bead at a NaN or infinite
+            // position would silently drop out of every pair: make the energy NaN instead, as
+            // OpenMM's own forces do (its forces stay finite, see compactActivePairsStage).
+            const real4 pos = posq[particles[bead]];
+            if (isNonFinite(pos.x) || isNonFinite(pos.y) || isNonFinite(pos.z))
+                markEnergyNaN(energyBuffer);
+        }
         const int type = beadTypes[bead];
         for (int n = LOCAL_ID; n < NUM_FILTERS; n += WORK_GROUP_SIZE)
             projected[bead*NUM_FILTERS+n] = params[PARAM_FIRST_PROJECTION+type*NUM_FILTERS+n];

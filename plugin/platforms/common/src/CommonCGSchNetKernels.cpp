@@ -1,6 +1,7 @@
 #include "CommonCGSchNetKernels.h"
 #include "CommonCGMLKernelSources.h"
 #include "internal/CGSchNetFilterTable.h"
+#include "internal/CGSchNetForceImpl.h"
 #include "internal/CGSchNetTopology.h"
 #include "openmm/OpenMMException.h"
 #include "openmm/common/ComputeForceInfo.h"
@@ -149,8 +150,17 @@ void CommonCalcCGSchNetForceKernel::setBoxArgs(ComputeKernel& kernel, int index)
     }
 }
 
+void CommonCalcCGSchNetForceKernel::checkPrecisionRange(const CGSchNetForce& force) {
+    // Single and mixed precision keep the force's weights in float; in double precision every
+    // finite double (the force accepts no others) is representable.
+    if (!cc.getUseDoublePrecision())
+        CGSchNetForceImpl::checkSinglePrecisionRange(force, "the "+getPlatform().getName()+" platform with Precision="+
+                                                     (cc.getUseMixedPrecision() ? "mixed" : "single"));
+}
+
 void CommonCalcCGSchNetForceKernel::initialize(const System& system, const CGSchNetForce& force) {
     ContextSelector selector(cc);
+    checkPrecisionRange(force);
     CGSchNetTopology topology = CGSchNetTopology::build(force, system.getNumParticles());
     numBeads = topology.particles.size();
     numCandidates = topology.pairs.size();
@@ -300,7 +310,20 @@ void CommonCalcCGSchNetForceKernel::chooseDecomposition() {
     if (tuning.count("groups"))
         singleLaunchGroups = max(1, tuning["groups"]);
 
-    // The layout of the parameter array.
+    // The layout of the parameter array, which the kernels index with 32-bit integers.
+    long long outputValues = 0;
+    for (int l = 0; l < (int) outputSizes.size(); l++)
+        outputValues += 2LL*(l == 0 ? numFeatures : outputSizes[l-1])*outputSizes[l]+outputSizes[l];
+    long long totalValues = NumScalars+2LL*numRBF+(long long) numTypes*(numFeatures+numFilters)+outputValues+
+            numBlocks*(numRBF*(long long) numFilters+(long long) numFilters*numFilters+4LL*numFeatures*numFilters+
+                       2LL*numFeatures*numFeatures+2LL*numFilters+2LL*numFeatures)+
+            (tablePoints > 0 ? numBlocks*(tablePoints-1LL)*4*numFilters : 0);
+    if (totalValues > INT_MAX) {
+        stringstream msg;
+        msg << "CGSchNetForce: the model's " << totalValues << " parameters" << (tablePoints > 0 ? " (with the filter table)" : "")
+            << " are too many for the GPU kernels' 32-bit indexing" << (tablePoints > 0 ? "; use fewer filter tabulation points" : "");
+        throw OpenMMException(msg.str());
+    }
     parameterOffsets.assign(NumOffsets, 0);
     int blockSizes[] = {numRBF*numFilters, numFilters, numFilters*numFilters, numFilters, numFeatures*numFilters,
                         numFilters*numFeatures, numFeatures, numFeatures*numFeatures, numFeatures,
@@ -555,6 +578,8 @@ double CommonCalcCGSchNetForceKernel::execute(ContextImpl& context, bool include
 
 void CommonCalcCGSchNetForceKernel::copyParametersToContext(ContextImpl& context, const CGSchNetForce& force) {
     ContextSelector selector(cc);
+    // Before anything is replaced: a refused update leaves the Context with its old weights.
+    checkPrecisionRange(force);
     uploadParameters(force);
     bool recompile = (force.getActivation() != activation || force.getRBFType() != rbfType);
     cutoff = force.getCutoff();

@@ -1,6 +1,7 @@
 #include "CpuCGSchNetKernels.h"
 #include "CpuCGSchNetMath.h"
 #include "internal/CGSchNetFilterTable.h"
+#include "internal/CGSchNetForceImpl.h"
 #include "openmm/OpenMMException.h"
 #include "openmm/internal/ContextImpl.h"
 #include "openmm/internal/ThreadPool.h"
@@ -11,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <limits>
 #include <sstream>
 #include <condition_variable>
 #include <mutex>
@@ -212,6 +214,7 @@ const char* CpuCalcCGSchNetForceKernel::getInstructionSet() const {
 }
 
 void CpuCalcCGSchNetForceKernel::initialize(const System& system, const CGSchNetForce& force) {
+    CGSchNetForceImpl::checkSinglePrecisionRange(force, "the CPU platform");
     math = selectMath();
     topology = CGSchNetTopology::build(force, system.getNumParticles());
     numBeads = (int) topology.particles.size();
@@ -503,8 +506,22 @@ double CpuCalcCGSchNetForceKernel::execute(ContextImpl& context, bool includeFor
     ReferencePlatform::PlatformData& refData = *reinterpret_cast<ReferencePlatform::PlatformData*>(context.getPlatformData());
     Buffers& b = *buffers;
     const vector<Vec3>& positions = *refData.positions;
-    for (int i = 0; i < numBeads; i++)
-        b.positions[i] = positions[topology.particles[i]];
+    bool finite = true;
+    for (int i = 0; i < numBeads; i++) {
+        const Vec3& position = positions[topology.particles[i]];
+        b.positions[i] = position;
+        finite &= (isfinite(position[0]) && isfinite(position[1]) && isfinite(position[2]));
+    }
+    if (!finite) {
+        // A non-finite distance is never inside the cutoff, so the bead would silently drop out
+        // of every pair.  The function is undefined there: report NaN, as OpenMM's own forces do.
+        const double nan = numeric_limits<double>::quiet_NaN();
+        if (includeForces)
+            for (int i = 0; i < numBeads; i++)
+                (*refData.forces)[topology.particles[i]] += Vec3(nan, nan, nan);
+        (*refData.energyParameterDerivatives)[scaleParameterName] += nan;
+        return includeEnergy ? nan : 0.0;
+    }
     const Vec3* box = (usePeriodic ? refData.periodicBoxVectors : nullptr);
     if (box != nullptr) {
         double width = min(box[0][0], min(box[1][1], box[2][2]));
@@ -530,6 +547,8 @@ double CpuCalcCGSchNetForceKernel::execute(ContextImpl& context, bool includeFor
 void CpuCalcCGSchNetForceKernel::copyParametersToContext(ContextImpl& context, const CGSchNetForce& force) {
     if (buffers == nullptr)
         throw OpenMMException("CGSchNetForce: updateParametersInContext() called before the kernel was initialized");
+    // Before anything is replaced: a refused update leaves the Context with its old weights.
+    CGSchNetForceImpl::checkSinglePrecisionRange(force, "the CPU platform");
     setParameters(force);
     usePeriodic = force.usesPeriodicBoundaryConditions();
 }

@@ -85,7 +85,8 @@ public:
      * @param includeGradient  whether to compute the gradient
      * @param outputSum        on exit, sum_i u_i, which is dU/ds
      * @param gradient         on exit (if includeGradient), dU/dx of each bead, in kJ/mol/nm
-     * @return the energy U = s * sum_i u_i, in kJ/mol
+     * @return the energy U = s * sum_i u_i, in kJ/mol; NaN (with NaN outputSum and gradient) if
+     *         a coordinate of any bead is NaN or infinite
      */
     double compute(const std::vector<OpenMM::Vec3>& positions, const OpenMM::Vec3* boxVectors, double scale,
                    bool includeGradient, double& outputSum, std::vector<OpenMM::Vec3>& gradient);

@@ -3,6 +3,7 @@
 #include "openmm/reference/ReferenceForce.h"
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <sstream>
 
 using namespace OpenMM;
@@ -182,6 +183,17 @@ double CGSchNetReferenceModel::compute(const vector<Vec3>& positions, const Vec3
         throw OpenMMException("CGSchNetForce: wrong number of bead positions");
     if (boxVectors != NULL)
         checkPeriodicBox(boxVectors);
+    // A bead at a non-finite position would otherwise drop out of every pair (a NaN or infinite
+    // distance is never inside the cutoff) and leave a finite energy.  The function is undefined
+    // there: report NaN, as OpenMM's own forces do, so that integrators and reporters see it.
+    for (const Vec3& position : positions)
+        if (!(isfinite(position[0]) && isfinite(position[1]) && isfinite(position[2]))) {
+            const double nan = numeric_limits<double>::quiet_NaN();
+            outputSum = nan;
+            if (includeGradient)
+                gradient.assign(numBeads, Vec3(nan, nan, nan));
+            return nan;
+        }
     const int N = numBeads, F = params.numFeatures, NF = params.numFilters, K = params.numRBF;
     const int numBlocks = (int) params.blocks.size();
     const int numLayers = (int) params.outputWeights.size();
