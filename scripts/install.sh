@@ -19,3 +19,6 @@ fi
 if command -v pyenv >/dev/null 2>&1; then
     pyenv rehash || true
 fi
+# pip -q hides CMake's lines about platforms it skipped: say what was built, and why not the rest
+# (fails only if the Reference platform has no kernels, i.e. the plugin is unusable).
+(cd / && "$PYTHON" -m openmmcgml.cli status)
