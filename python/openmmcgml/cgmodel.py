@@ -368,9 +368,25 @@ class CGModel:
             raise FileNotFoundError(f"model file {path} does not exist")
         if os.path.isdir(path):
             raise CGModelFileError(f"model file {path} is a directory")
+        import pickle
+        import warnings
+
         try:
-            payload = torch.load(path, map_location=map_location, weights_only=True)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # torch's notes on pickle protocols of foreign files
+                payload = torch.load(path, map_location=map_location, weights_only=True)
         except Exception as error:  # torch raises several kinds for damaged archives
+            # torch.save writes a zip archive; anything else (JSON, HDF5, a plain pickle) is not a model file
+            with open(path, "rb") as handle:
+                zipped = handle.read(4) == b"PK\x03\x04"
+            if not zipped:
+                raise CGModelFileError(f"model file {path} is corrupt or not an openmm-cgml model file (not the "
+                                       "zip archive that CGModel.save writes)") from error
+            if isinstance(error, pickle.UnpicklingError):
+                # instead of torch's long weights_only notice: a model file holds no Python objects
+                raise CGModelFileError(f"model file {path} is not an openmm-cgml model file (it holds Python "
+                                       "objects other than tensors and plain data, e.g. a whole pickled "
+                                       "module)") from error
             detail = str(error).splitlines()[0] if str(error) else ""
             raise CGModelFileError(f"model file {path} is corrupt or not an openmm-cgml model file "
                                    f"({type(error).__name__}: {detail})") from error

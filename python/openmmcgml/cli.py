@@ -2,7 +2,8 @@
 
 Each subcommand lives in a module of :mod:`openmmcgml.commands` that defines
 ``register(subparsers)``; the module adds its parser and sets ``func`` to a function taking the
-parsed arguments and returning an exit code.
+parsed arguments and returning an exit code.  Errors print as one line (``cgml --debug`` or
+``CGML_DEBUG=1``: with the traceback); see :func:`openmmcgml._config.run_command`.
 """
 
 import argparse
@@ -14,7 +15,12 @@ from . import commands
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="cgml", description="Learned coarse-grained potentials as native OpenMM forces.")
+    parser = argparse.ArgumentParser(
+        prog="cgml", description="Learned coarse-grained potentials as native OpenMM forces.",
+        epilog="A bad setting or file ends with one line on stderr and a non-zero exit status (2: bad input, 1: "
+        "anything else); cgml --debug COMMAND ... or CGML_DEBUG=1 shows the full traceback instead.")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full Python traceback of an error (also: environment variable CGML_DEBUG=1)")
     subparsers = parser.add_subparsers(dest="command", required=True)
     for module_info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         module = importlib.import_module(f"{commands.__name__}.{module_info.name}")
@@ -23,8 +29,12 @@ def build_parser():
 
 
 def main(argv=None):
+    from ._config import run_command
+
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    # the commands that read configs report their own errors (run_command is idempotent); this
+    # also gives the others one-line errors and --debug
+    return run_command(args.command, args.func, args)
 
 
 if __name__ == "__main__":

@@ -111,13 +111,18 @@ def read_cg_dataset(path, arrays: bool = True, stride: int = 1) -> dict:
     """
     import h5py
 
+    from .data.trajectory import hdf5_errors
+
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"dataset {path} does not exist")
-    try:
-        handle = h5py.File(path, "r")
-    except OSError as error:
-        raise ValueError(f"dataset {path} is not a readable HDF5 file ({error})") from error
+    if os.path.isdir(path):
+        raise ValueError(f"dataset {path} is a directory, not an HDF5 file")
+    with hdf5_errors(f"dataset {path}"):
+        return _read_cg_dataset(h5py.File(path, "r"), path, arrays, stride)
+
+
+def _read_cg_dataset(handle, path, arrays, stride):
     with handle:
         attrs = {key: (value.decode() if isinstance(value, bytes) else value) for key, value in handle.attrs.items()}
         if attrs.get("format", "openmm-cgml-trajectory") != "openmm-cgml-trajectory":
@@ -225,6 +230,8 @@ def split_by_trajectory(trajectory_ids, validation_fraction: float = 0.2, seed: 
     """
     t = np.asarray(trajectory_ids, dtype=np.int64)
     ids = np.unique(t)
+    if len(t) < 2:
+        raise ValueError(f"training needs at least 2 frames, one to train on and one to validate (got {len(t)})")
     if validation_trajectories is not None:
         held_out = sorted(int(i) for i in validation_trajectories)
         unknown = sorted(set(held_out) - set(ids.tolist()))
@@ -671,6 +678,9 @@ class ForceMatching:
         else:
             train_frames, val_frames = np.asarray(state["train_frames"]), np.asarray(state["val_frames"])
             held_out = list(state["validation_trajectories"])
+        if len(train_frames) == 0 or len(val_frames) == 0:
+            raise ValueError(f"the split left {len(train_frames)} training and {len(val_frames)} validation frames; "
+                             "both need at least one (check validation_fraction and validation_trajectories)")
         self.validation_trajectories_ = held_out
         self.n_train_frames_, self.n_validation_frames_ = len(train_frames), len(val_frames)
 
@@ -748,6 +758,9 @@ class ForceMatching:
                     optimizer.step()
                     total += float(loss.detach()) * len(batch)
                     counted += len(batch)
+                if skipped and not counted:
+                    raise FloatingPointError(f"every batch of epoch {epoch + 1} had a non-finite loss or gradient; "
+                                             "lower lr, set max_grad_norm, or check the data and priors")
                 if skipped:
                     warnings.warn(f"epoch {epoch + 1}: skipped {skipped} batch(es) with a non-finite loss or gradient")
                 self.model.eval()
@@ -782,6 +795,9 @@ class ForceMatching:
             if bar is not None:
                 bar.close()
 
+        if not math.isfinite(best_val):
+            raise FloatingPointError(f"no epoch gave a finite validation loss (best {best_val}); the model is not "
+                                     "trained")
         self._load_state(best_state)
         self.history_ = history
         self.best_epoch_, self.best_val_loss_ = best_epoch, best_val

@@ -45,6 +45,18 @@ def register(subparsers):
     parser.set_defaults(func=run)
 
 
+def demo_rules() -> dict:
+    """The rules of every stage's settings, named ``STAGE.SETTING`` (the commands' RULES)."""
+    from .._config import integer
+    from . import evaluate, fit_priors, map, oracle, simulate, train
+
+    rules = {"oracle.reference_seed": integer(optional=True), "oracle.workers": integer(1)}
+    for section, module in (("oracle", oracle), ("map", map), ("fit_priors", fit_priors), ("train", train),
+                            ("simulate", simulate), ("evaluate", evaluate)):
+        rules.update({f"{section}.{name}": rule for name, rule in module.RULES.items()})
+    return rules
+
+
 def run(args):
     from .._config import run_command
 
@@ -52,11 +64,11 @@ def run(args):
 
 
 def _run(args):
-    from .._config import format_config, load_config
+    from .._config import check_settings, format_config, load_config
     from ..workflow import demo_config, run_alanine_demo
 
     given = load_config(args.config) if args.config else {}
-    config = demo_config(given, quick=args.quick, overrides=args.overrides)
+    config = check_settings(demo_config(given, quick=args.quick, overrides=args.overrides), demo_rules(), "demo")
     if args.print_config:
         print(format_config(config))
         return 0

@@ -22,6 +22,22 @@ DEFAULTS = {
 }
 
 
+def _rules():
+    from .._config import boolean, integer, number, one_of, text
+
+    return {
+        "reference": text(), "samples": text(), "output": text(), "kind": one_of("auto", "alanine", "ca", "generic"),
+        "native": text(), "lagtime": integer(1), "discard": number(0, below=1), "reference_stride": integer(1),
+        "stride": integer(1), "temperature": number(above=0, optional=True), "bins": integer(2),
+        "n_tics": integer(1), "bounds": one_of("reference", "union"), "max_kde_samples": integer(1, optional=True),
+        "q_cutoff": number(above=0), "folded_rmsd": number(above=0), "plots": boolean(),
+    }
+
+
+#: The type and range of every setting (checked by load_config and run_config; see openmmcgml._config).
+RULES = _rules()
+
+
 def register(subparsers):
     from .._config import add_config_arguments
 
@@ -41,11 +57,17 @@ def run_config(config: dict, print_fn=print, listing: bool = True) -> dict:
 
     ``listing=False`` leaves out the table of metrics (they are in ``metrics.json``).
     """
+    from .._config import check_settings
     from ..analysis import format_metrics, report
+    from ..data.trajectory import TrajectoryFile
 
+    config = check_settings(config, RULES, "evaluate")
     for key in ("reference", "samples"):
         if not config.get(key):
             raise ValueError(f"the config needs '{key}'")
+        with TrajectoryFile(config[key]) as handle:
+            if handle.n_frames == 0:
+                raise ValueError(f"{key} {config[key]} holds no frames")
     options = {k: config[k] for k in ("kind", "native", "lagtime", "discard", "reference_stride", "stride",
                                       "temperature", "bins", "n_tics", "bounds", "max_kde_samples", "q_cutoff", "folded_rmsd", "plots")}
     metrics = report(config["reference"], config["samples"], config["output"], **options)
@@ -65,7 +87,7 @@ def run(args):
 def _run(args):
     from .._config import format_config, load_config
 
-    config = load_config(args.config, args.overrides, DEFAULTS, what="evaluate")
+    config = load_config(args.config, args.overrides, DEFAULTS, what="evaluate", rules=RULES)
     if args.print_config:
         print(format_config(config))
         return 0

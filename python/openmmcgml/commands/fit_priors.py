@@ -18,6 +18,33 @@ DEFAULTS = {
 }
 
 
+def _rules():
+    from .._config import Rule, boolean, integer, number, text
+
+    def bead_pairs(value):
+        if isinstance(value, str) or not all(isinstance(pair, (list, tuple)) and len(pair) == 2 for pair in value):
+            raise ValueError("not pairs")
+        return value
+
+    def term_names(value):
+        if isinstance(value, str) or not all(isinstance(name, str) for name in value):
+            raise ValueError("not a list of names")
+        return value
+
+    return {
+        "data": text(), "output": text(optional=False), "plot": text(), "temperature": number(above=0, optional=True),
+        "terms": Rule("a list of term names (bonds, angles, dihedrals, repulsion)", term_names),
+        "bonds": Rule("a list of bead pairs [i, j]", bead_pairs, optional=True), "stride": integer(1),
+        "n_bins": integer(5), "dihedral_order": integer(1), "repulsion_min_separation": integer(1),
+        "repulsion_epsilon": number(above=0, optional=True), "repulsion_sigma_scale": number(above=0),
+        "pool_by_type": boolean(),
+    }
+
+
+#: The type and range of every setting (checked by load_config and run_config; see openmmcgml._config).
+RULES = _rules()
+
+
 def register(subparsers):
     from .._config import add_config_arguments
 
@@ -41,6 +68,9 @@ def run_config(config: dict, print_fn=print, listing: bool = True):
     from ..priors import fit_priors
     from ..training import read_cg_dataset
 
+    from .._config import check_settings
+
+    config = check_settings(config, RULES, "fit-priors")
     if not config.get("data"):
         raise ValueError("the config needs 'data': the path of a coarse-grained HDF5 dataset")
     data = read_cg_dataset(config["data"], stride=config["stride"])
@@ -112,7 +142,7 @@ def run(args):
 def _run(args):
     from .._config import format_config, load_config
 
-    config = load_config(args.config, args.overrides, DEFAULTS, what="fit-priors")
+    config = load_config(args.config, args.overrides, DEFAULTS, what="fit-priors", rules=RULES)
     if args.print_config:
         print(format_config(config))
         return 0

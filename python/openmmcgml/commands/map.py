@@ -30,6 +30,27 @@ DEFAULTS = {
 }
 
 
+def _map_description(value):
+    if not isinstance(value, (str, dict)) or not value:
+        raise TypeError("not a map")
+    return value
+
+
+def _rules():
+    from .._config import Rule, boolean, integer, one_of, text
+
+    return {
+        "input": text(), "output": text(), "map": Rule("a map name or a mapping {kind: ...}", _map_description, True),
+        "force_map": one_of("aggregate", "partition", "slice", optional=True),
+        "overwrite": boolean(), "chunk_frames": integer(1), "compression": one_of("gzip", "lzf", optional=True),
+        "coordinate_decimals": integer(0, optional=True), "force_decimals": integer(optional=True),
+    }
+
+
+#: The type and range of every setting (checked by load_config and run_config; see openmmcgml._config).
+RULES = _rules()
+
+
 def register(subparsers):
     import argparse
 
@@ -49,8 +70,10 @@ def register(subparsers):
 
 def run_config(config: dict, print_fn=print, progress=True):
     """Map as a config dict (the keys of :data:`DEFAULTS`) describes; returns the new file's ``TrajectoryInfo``."""
+    from .._config import check_settings
     from ..mapping.apply import map_trajectory_file
 
+    config = check_settings(config, RULES, "map")
     for key in ("input", "output"):
         if not config.get(key):
             raise ValueError(f"the map setting {key!r} is required")
@@ -73,7 +96,7 @@ def run(args):
 def _run(args):
     from .._config import format_config, load_config
 
-    config = load_config(args.config, args.overrides, DEFAULTS, what="map")
+    config = load_config(args.config, args.overrides, DEFAULTS, what="map", rules=RULES)
     if args.print_config:
         print(format_config(config))
         return 0

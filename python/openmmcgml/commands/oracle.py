@@ -12,6 +12,25 @@ the output files and the checkpoint).  Settings: see openmmcgml.data.OracleConfi
 """
 
 
+def _rules():
+    from .._config import boolean, integer, number, openmm_platform, text
+
+    # the settings are those of openmmcgml.data.OracleConfig (its defaults); it checks how they fit together
+    return {
+        "system": text(), "sequence": text(), "pdb": text(), "name": text(), "output": text(), "cg_output": text(),
+        "temperature": number(above=0, optional=True), "timestep": number(above=0), "friction": number(above=0),
+        "hydrogen_mass": number(above=0, optional=True), "ph": number(0, maximum=14), "add_missing_atoms": boolean(),
+        "n_steps": integer(1), "save_every": integer(1), "equilibration_steps": integer(0), "n_runs": integer(1),
+        "seed": integer(optional=True), "minimize": boolean(), "platform": openmm_platform(),
+        "threads": integer(1, optional=True), "flush_every": integer(1), "checkpoint": text(),
+        "coordinate_decimals": integer(0, optional=True), "force_decimals": integer(optional=True),
+    }
+
+
+#: The type and range of the oracle settings (checked when the config is read; see openmmcgml._config).
+RULES = _rules()
+
+
 def register(subparsers):
     import argparse
 
@@ -43,7 +62,7 @@ def run(args):
 def _run(args):
     import logging
 
-    from .._config import apply_overrides, format_config, load_config
+    from .._config import apply_overrides, check_settings, format_config, load_config
     from ..data.oracle import OracleConfig, resume_oracle, run_oracle
 
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
@@ -55,12 +74,12 @@ def _run(args):
             from ..data import read_checkpoint
 
             stored = apply_overrides(read_checkpoint(args.resume_from).info["config"], args.overrides)
-            print(format_config(stored))
+            print(format_config(check_settings(stored, RULES, "oracle")))
             return 0
-        changes = apply_overrides({}, args.overrides)
+        changes = check_settings(apply_overrides({}, args.overrides), RULES, "oracle")
         result = resume_oracle(args.resume_from, progress=progress, **changes)
     else:
-        config = OracleConfig.from_dict(load_config(args.config, args.overrides))
+        config = OracleConfig.from_dict(load_config(args.config, args.overrides, what="oracle", rules=RULES))
         if args.print_config:
             print(format_config(config.resolved().to_dict()))
             return 0

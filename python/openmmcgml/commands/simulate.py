@@ -27,6 +27,23 @@ DEFAULTS = {
 }
 
 
+def _rules():
+    from .._config import boolean, integer, mapping, number, openmm_platform, text
+
+    return {
+        "model": text(), "replicas": integer(1), "steps": integer(1), "report_interval": integer(1),
+        "timestep": number(above=0), "friction": number(0), "temperature": number(above=0, optional=True),
+        "platform": openmm_platform(), "platform_properties": mapping(), "seed": integer(optional=True),
+        "initial": mapping(), "spacing": number(above=0, optional=True), "minimize": boolean(),
+        "output": text(), "forces": boolean(), "checkpoint": text(), "checkpoint_interval": integer(1, optional=True),
+        "resume": boolean(), "overwrite": boolean(), "progress": boolean(),
+    }
+
+
+#: The type and range of every setting (checked by load_config and run_config; see openmmcgml._config).
+RULES = _rules()
+
+
 def register(subparsers):
     from .._config import add_config_arguments
 
@@ -49,6 +66,11 @@ def _structures(initial: dict, n_replicas: int, n_beads: int, seed):
     if not initial:
         raise ValueError("the config needs initial.reference (an HDF5 trajectory) or initial.structure")
     if initial.get("reference"):
+        from ..data.trajectory import TrajectoryFile
+
+        with TrajectoryFile(initial["reference"]) as handle:
+            if handle.n_frames == 0:
+                raise ValueError(f"initial.reference {initial['reference']} holds no frames to start from")
         return initial_structures(initial["reference"], n_replicas, n_beads, seed=seed)
     path = initial.get("structure")
     if not path:
@@ -68,8 +90,10 @@ def _structures(initial: dict, n_replicas: int, n_beads: int, seed):
 def run_config(config: dict, print_fn=print) -> dict:
     """Run a simulation described by a config dict (the keys of :data:`DEFAULTS`)."""
     from .. import simulation
+    from .._config import check_settings
     from ..simulation import CGSimulation
 
+    config = check_settings(config, RULES, "simulate")
     if not config.get("model"):
         raise ValueError("the config needs 'model': the path of a saved CGModel")
     model = simulation.load_cg_model(config["model"])
@@ -107,7 +131,7 @@ def run(args):
 def _run(args):
     from .._config import format_config, load_config
 
-    config = load_config(args.config, args.overrides, DEFAULTS, what="simulate")
+    config = load_config(args.config, args.overrides, DEFAULTS, what="simulate", rules=RULES)
     if args.print_config:
         print(format_config(config))
         return 0

@@ -55,6 +55,50 @@ DEFAULTS = {
 }
 
 
+def _exclusions(value):
+    """``"bonds"``, ``"none"`` or a list of bead pairs."""
+    if value in ("bonds", "none"):
+        return value
+    if isinstance(value, str) or not all(isinstance(pair, (list, tuple)) and len(pair) == 2 and
+                                         all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in pair)
+                                         for pair in value):
+        raise ValueError("not bonds, none or pairs")
+    return value
+
+
+def _rules():
+    from .._config import Rule, boolean, integer, mapping, number, number_list, one_of, text, torch_device
+
+    return {
+        "exclusions": Rule("bonds, none or a list of bead pairs [i, j]", _exclusions, optional=True),
+        "data": text(), "priors": text(), "output": text(optional=False), "checkpoint_dir": text(),
+        "resume": boolean(), "init_model": text(), "stride": integer(1),
+        "masses": number_list(above=0, scalar=True, optional=True), "model": mapping(), "training": mapping(),
+        "progress": boolean(),
+        "model.n_types": integer(1, optional=True), "model.n_features": integer(1), "model.n_filters": integer(1),
+        "model.n_rbf": integer(1), "model.n_interactions": integer(1), "model.cutoff": number(above=0),
+        "model.activation": one_of("ssp", "tanh", "silu"), "model.rbf": one_of("gaussian", "expnormal"),
+        "model.rbf_lower_cutoff": number(0), "model.output_hidden": number_list(1, integers=True),
+        "model.trainable_rbf": boolean(),
+        "training.lr": number(above=0), "training.batch_size": integer(1), "training.max_epochs": integer(1),
+        "training.patience": integer(1, optional=True), "training.min_delta": number(0),
+        "training.lr_schedule": one_of("plateau", "exponential", "cosine", "constant"),
+        "training.lr_factor": number(above=0, below=1), "training.lr_patience": integer(0),
+        "training.min_lr": number(0), "training.weight_decay": number(0),
+        "training.max_grad_norm": number(above=0, optional=True),
+        "training.validation_fraction": number(above=0, below=1),
+        "training.validation_trajectories": number_list(0, integers=True, optional=True),
+        "training.dtype": one_of("float32", "float64"), "training.device": torch_device(),
+        "training.seed": integer(), "training.num_threads": integer(1, optional=True),
+        "training.eval_batch_size": integer(1), "training.dihedral_map": integer(0),
+    }
+
+
+#: The type and range of every setting, nested ones by dotted name (checked by load_config,
+#: merge_section and run_config; see openmmcgml._config).
+RULES = _rules()
+
+
 def register(subparsers):
     from .._config import add_config_arguments
 
@@ -80,11 +124,12 @@ def run_config(config: dict, print_fn=print):
     from ..cgmodel import CGModel
     from ..models import CGSchNet
     from ..priors import PriorSet
-    from .._config import merge_section
+    from .._config import check_settings, merge_section
     from ..training import ForceMatching, read_cg_dataset
 
-    model_settings = merge_section(config, "model", MODEL_DEFAULTS)
-    settings = merge_section(config, "training", TRAINING_DEFAULTS)
+    config = check_settings(config, RULES, "train")
+    model_settings = merge_section(config, "model", MODEL_DEFAULTS, RULES, "train")
+    settings = merge_section(config, "training", TRAINING_DEFAULTS, RULES, "train")
     if not config.get("data"):
         raise ValueError("the config needs 'data': the path of a coarse-grained HDF5 dataset")
     data = read_cg_dataset(config["data"], stride=config["stride"])
@@ -164,10 +209,10 @@ def run(args):
 def _run(args):
     from .._config import format_config, load_config, merge_section
 
-    config = load_config(args.config, args.overrides, DEFAULTS, what="train")
+    config = load_config(args.config, args.overrides, DEFAULTS, what="train", rules=RULES)
     if args.print_config:
-        config["model"] = merge_section(config, "model", MODEL_DEFAULTS)
-        config["training"] = merge_section(config, "training", TRAINING_DEFAULTS)
+        config["model"] = merge_section(config, "model", MODEL_DEFAULTS, RULES, "train")
+        config["training"] = merge_section(config, "training", TRAINING_DEFAULTS, RULES, "train")
         print(format_config(config))
         return 0
     if args.quiet:

@@ -68,6 +68,59 @@ def _h5py():
     return h5py
 
 
+def _raised_by_h5py(error: BaseException) -> bool:
+    """Whether ``error`` was raised inside h5py (its innermost frame is in h5py's code)."""
+    frame = error.__traceback__
+    if frame is None:
+        return False
+    while frame.tb_next is not None:
+        frame = frame.tb_next
+    return "h5py" in frame.tb_frame.f_code.co_filename
+
+
+def _hdf5_reason(error: BaseException) -> str:
+    """HDF5's reason for an error, on one line (no errno dump, no "synchronously")."""
+    import re
+
+    text = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
+    text = str(text)
+    quoted = re.search(r"error message = '([^']*)'", text)
+    if quoted:
+        return quoted.group(1)
+    first = next((line.strip() for line in text.splitlines() if line.strip()), type(error).__name__)
+    return re.sub(r"^\[Errno \d+\] ", "", first).replace("synchronously ", "")
+
+
+class hdf5_errors:
+    """Context manager turning what h5py raises for a damaged or unreadable file (OSError,
+    RuntimeError, KeyError, TypeError from inside h5py) into a one-line ValueError naming ``what``.
+
+    Examples
+    --------
+    >>> import h5py, os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "broken.h5")
+    >>> _ = open(path, "w").write("not HDF5")
+    >>> with hdf5_errors(f"dataset {path}"):
+    ...     h5py.File(path, "r")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: dataset ... is not a readable HDF5 file (Unable to open file (file signature not found))
+    """
+
+    def __init__(self, what: str):
+        self.what = what
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, traceback):
+        if error is None or not isinstance(error, (OSError, RuntimeError, KeyError, TypeError)):
+            return False
+        if not _raised_by_h5py(error):
+            return False
+        raise ValueError(f"{self.what} is not a readable HDF5 file ({_hdf5_reason(error)})") from error
+
+
 def _plain(value):
     """Python scalars from numpy scalars and bytes (HDF5 attributes come back as numpy types)."""
     if isinstance(value, bytes):
@@ -587,13 +640,14 @@ class TrajectoryFile:
         self.path = os.fspath(path)
         if not os.path.exists(self.path):
             raise FileNotFoundError(f"trajectory file not found: {self.path}")
-        try:
+        if os.path.isdir(self.path):
+            raise ValueError(f"{self.path} is a directory, not a trajectory file")
+        with hdf5_errors(self.path):
             self._handle = h5py.File(self.path, "r")
-        except OSError as error:
-            raise ValueError(f"{self.path} cannot be read as HDF5: {error}") from error
         try:
-            _check_layout(self._handle, self.path)
-            self.metadata = TrajectoryMetadata.from_attrs(self._handle.attrs)
+            with hdf5_errors(self.path):
+                _check_layout(self._handle, self.path)
+                self.metadata = TrajectoryMetadata.from_attrs(self._handle.attrs)
         except Exception:
             self._handle.close()
             raise
@@ -601,8 +655,10 @@ class TrajectoryFile:
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, kind, error, traceback):
         self.close()
+        # what h5py raises while the file is read (a damaged chunk, say) becomes a ValueError naming it
+        hdf5_errors(self.path).__exit__(kind, error, traceback)
 
     def close(self):
         """Close the file."""

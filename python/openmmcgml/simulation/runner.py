@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 import warnings
@@ -13,7 +14,7 @@ import openmm
 import openmm.app as app
 from openmm import unit
 
-from .storage import HDF5TrajectoryReporter, jsonable, topology_pdb
+from .storage import HDF5TrajectoryReporter, SimulationBlewUp, jsonable, topology_pdb
 from .system import arrange_replicas, build_system, cg_topology, default_platform
 
 __all__ = ["ArrayReporter", "CGSimulation", "TemperatureMismatchWarning", "load_cg_model", "warn_if_temperature_differs"]
@@ -206,21 +207,29 @@ class CGSimulation:
                  friction: float = 1.0, platform: Optional[str] = None, platform_properties: Optional[dict] = None,
                  seed: Optional[int] = None):
         self.model = model
+        if isinstance(n_replicas, bool) or int(n_replicas) != n_replicas or n_replicas < 1:
+            raise ValueError(f"n_replicas must be a positive integer (got {n_replicas!r})")
         self.n_replicas = int(n_replicas)
         self.n_beads = len(model.masses)
         self.temperature = float(model.temperature if temperature is None else temperature)
-        if not self.temperature > 0:
+        if not 0 < self.temperature < math.inf:
             raise ValueError(f"temperature must be positive (got {self.temperature} K)")
         self.timestep, self.friction = float(timestep), float(friction)
-        if not self.timestep > 0:
+        if not 0 < self.timestep < math.inf:
             raise ValueError(f"timestep must be positive (got {timestep} ps)")
+        if not 0 <= self.friction < math.inf:
+            raise ValueError(f"friction must be zero or positive (got {friction} 1/ps)")
         self.seed = int(seed) if seed is not None else int(np.random.default_rng().integers(1, 2**31 - 1))
         self.system = build_system(model, self.n_replicas)
         self.bead_names = list(getattr(model, "bead_names", None) or ["CG"] * self.n_beads)
         self._residues = _residues(model, self.n_beads)
         self.topology = cg_topology(self.bead_names, self.n_replicas, *self._residues)
         self.platform_name = platform or default_platform(self.system)
-        chosen = openmm.Platform.getPlatformByName(self.platform_name)
+        try:
+            chosen = openmm.Platform.getPlatformByName(self.platform_name)
+        except openmm.OpenMMException as error:
+            names = [openmm.Platform.getPlatform(i).getName() for i in range(openmm.Platform.getNumPlatforms())]
+            raise ValueError(f"OpenMM has no platform {self.platform_name!r}; available: {', '.join(names)}") from error
         # OpenMM takes property values as strings only
         self.platform_properties = {str(k): str(v) for k, v in (platform_properties or {}).items()}
         known = set(chosen.getPropertyNames())
@@ -435,6 +444,8 @@ class CGSimulation:
             ``steps`` (run now), ``seconds``, ``steps_per_second``, ``resumed_from`` (step or None),
             ``frames`` (rows in the output, or None), ``platform``.
         """
+        if isinstance(n_steps, bool) or int(n_steps) != n_steps or n_steps < 0:
+            raise ValueError(f"n_steps must be a non-negative integer (got {n_steps!r})")
         n_steps = int(n_steps)
         resumed_from, resume_rows = None, None
         if checkpoint is not None and resume and os.path.exists(checkpoint):
@@ -472,6 +483,8 @@ class CGSimulation:
                        desc=f"{self.n_replicas} replica(s) on {self.platform_name}")
         chunk = max(1, (n_steps - start_step) // 200) if progress else max(1, n_steps - start_step)
 
+        saved_step = [resumed_from]  # the step of this run's checkpoint file, for a blow-up's message
+
         def write_checkpoint():
             if checkpoint is None:
                 return
@@ -481,6 +494,7 @@ class CGSimulation:
                 rows = writer.n_rows
             self.save_checkpoint(checkpoint, output=os.path.abspath(output) if output is not None else None,
                                  output_rows=rows, report_interval=report_interval)
+            saved_step[0] = self.step_count
 
         started = time.perf_counter()
         try:
@@ -489,7 +503,12 @@ class CGSimulation:
                 stop = min(n_steps, current + chunk)
                 if checkpoint_interval:
                     stop = min(stop, (current // checkpoint_interval + 1) * checkpoint_interval)
-                self.simulation.step(stop - current)
+                try:
+                    self.simulation.step(stop - current)
+                except SimulationBlewUp as error:
+                    if saved_step[0] is not None:
+                        error.args = (f"{error.args[0]}; the checkpoint {checkpoint} holds step {saved_step[0]}",)
+                    raise
                 if bar is not None:
                     bar.update(stop - current)
                 if checkpoint_interval and self.step_count % checkpoint_interval == 0 and self.step_count < n_steps:

@@ -15,7 +15,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-__all__ = ["HDF5TrajectoryReporter", "TrajectorySet", "read_trajectories", "topology_pdb"]
+__all__ = ["HDF5TrajectoryReporter", "SimulationBlewUp", "TrajectorySet", "read_trajectories", "topology_pdb"]
 
 
 def topology_pdb(topology, positions) -> str:
@@ -41,6 +41,26 @@ def jsonable(value):
         return json.loads(json.dumps(value))
     except TypeError:
         return str(value)
+
+
+class SimulationBlewUp(FloatingPointError):
+    """A replica reached coordinates (or forces) that are not finite or overflow float32.
+
+    Attributes
+    ----------
+    step : int
+        The MD step of the report that found it.
+    replicas : list of int
+        The replicas affected.
+    """
+
+    def __init__(self, step: int, replicas, quantity: str = "coordinates", frames_kept=None, path=None):
+        self.step, self.replicas = int(step), [int(r) for r in replicas]
+        shown = ", ".join(str(r) for r in self.replicas[:5]) + (", ..." if len(self.replicas) > 5 else "")
+        kept = f"; {path} keeps the {frames_kept} finite frames of each replica before it" if path is not None else ""
+        super().__init__(f"the simulation blew up at step {self.step}: replica{'s' if len(self.replicas) > 1 else ''} "
+                         f"{shown} reached {quantity} that are not finite in float32 (time step too large, or the "
+                         f"model is unstable there){kept}")
 
 
 class HDF5TrajectoryReporter:
@@ -127,16 +147,20 @@ class HDF5TrajectoryReporter:
     def report(self, simulation, state):
         from openmm import unit
 
+        shape = (self.n_replicas, self.n_beads, 3)
         xyz = np.asarray(state.getPositions(asNumpy=True).value_in_unit(unit.nanometer))
-        if not np.all(np.isfinite(xyz)):
-            bad = int(np.flatnonzero(~np.isfinite(xyz).all(axis=1))[0]) // self.n_beads
-            raise RuntimeError(f"replica {bad} has non-finite coordinates at step {simulation.currentStep}: "
-                               "the simulation blew up (time step too large, or the model is unstable there)")
-        frame = {"coordinates": xyz.astype(np.float32).reshape(self.n_replicas, self.n_beads, 3),
-                 "step": simulation.currentStep}
-        if self.forces:
-            f = state.getForces(asNumpy=True).value_in_unit(unit.kilojoule_per_mole / unit.nanometer)
-            frame["forces"] = np.asarray(f, dtype=np.float32).reshape(self.n_replicas, self.n_beads, 3)
+        # what is stored is float32: a float64 coordinate of 1e39 is finite but stores as inf, so
+        # the check runs on the stored values
+        with np.errstate(over="ignore", invalid="ignore"):
+            frame = {"coordinates": xyz.astype(np.float32).reshape(shape), "step": simulation.currentStep}
+            if self.forces:
+                f = state.getForces(asNumpy=True).value_in_unit(unit.kilojoule_per_mole / unit.nanometer)
+                frame["forces"] = np.asarray(f, dtype=np.float32).reshape(shape)
+        for name in ("coordinates", "forces") if self.forces else ("coordinates",):
+            finite = np.isfinite(frame[name]).reshape(self.n_replicas, -1).all(axis=1)
+            if not finite.all():
+                raise SimulationBlewUp(simulation.currentStep, np.flatnonzero(~finite).tolist(), name,
+                                       self.n_rows // self.n_replicas, self.path)
         self._buffer.append(frame)
         if len(self._buffer) * self.n_replicas >= self.buffer_rows:
             self.flush()
@@ -286,6 +310,8 @@ def read_trajectories(path, stride: int = 1, trajectories: Optional[Sequence[int
     with TrajectoryFile(path) as handle:
         ids = handle.dataset("trajectory")[:]
         steps = handle.dataset("step")[:]
+        if len(ids) == 0:
+            raise ValueError(f"{path} holds no frames")
         wanted = np.unique(ids) if trajectories is None else np.asarray(list(trajectories))
         rows_per_run = []
         for tid in wanted:
