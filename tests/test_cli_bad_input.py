@@ -95,6 +95,14 @@ def test_train_device_cuda_without_cuda(capsys):
     one_error_line(capsys, with_settings("train", "training.device=gpu7"), "'training.device' must be a PyTorch device")
 
 
+@pytest.mark.parametrize("option, value", [("--steps", "-5"), ("--beads", "0"), ("--replicas", "two")])
+def test_platforms_counts_must_be_positive(capsys, option, value):
+    with pytest.raises(SystemExit) as stop:
+        cgml_main(["platforms", option, value])
+    assert stop.value.code == 2
+    assert f"argument {option}: expects a whole number >= 1" in capsys.readouterr().err
+
+
 def test_demo_checks_the_settings_of_every_stage(capsys):
     one_error_line(capsys, ["demo", "--quick", "--print-config", "--set", "simulate.friction=-1"],
                    "cgml demo: error: demo setting 'simulate.friction' must be a number >= 0 (got -1)")

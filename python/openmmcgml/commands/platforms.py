@@ -1,6 +1,18 @@
 """``cgml platforms``: check every platform with the plugin's kernels against the Reference platform."""
 
 
+def _positive_int(text):
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expects a whole number >= 1, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expects a whole number >= 1, not {value}")
+    return value
+
+
 def register(subparsers):
     parser = subparsers.add_parser(
         "platforms",
@@ -8,9 +20,9 @@ def register(subparsers):
         description="Build a coarse-grained chain (harmonic bonds + a randomly initialised CGSchNet), "
         "check that every platform gives the Reference energy, run Langevin dynamics and print steps/s.",
     )
-    parser.add_argument("--beads", type=int, default=10, help="beads per chain (default 10)")
-    parser.add_argument("--replicas", type=int, default=1, help="chains in one Context, as separate molecules (default 1)")
-    parser.add_argument("--steps", type=int, default=1000, help="steps per platform (default 1000)")
+    parser.add_argument("--beads", type=_positive_int, default=10, help="beads per chain (default 10)")
+    parser.add_argument("--replicas", type=_positive_int, default=1, help="chains in one Context, as separate molecules (default 1)")
+    parser.add_argument("--steps", type=_positive_int, default=1000, help="steps per platform (default 1000)")
     parser.add_argument("--platforms", nargs="*", default=None, help="platforms to run (default: every one with the plugin's kernels; the others are listed with the reason)")
     parser.add_argument("--seed", type=int, default=0)
     parser.set_defaults(func=run)

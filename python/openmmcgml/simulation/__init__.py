@@ -16,7 +16,7 @@ Examples
 """
 
 from .runner import ArrayReporter, CGSimulation, TemperatureMismatchWarning, load_cg_model, warn_if_temperature_differs
-from .storage import HDF5TrajectoryReporter, TrajectorySet, read_trajectories, topology_pdb
+from .storage import HDF5TrajectoryReporter, SimulationBlewUp, TrajectorySet, read_trajectories, topology_pdb
 from .system import (REFERENCE_PLATFORM_LIMIT, arrange_replicas, build_system, cg_topology, default_platform,
                      initial_structures)
 
@@ -25,6 +25,7 @@ __all__ = [
     "CGSimulation",
     "HDF5TrajectoryReporter",
     "REFERENCE_PLATFORM_LIMIT",
+    "SimulationBlewUp",
     "TemperatureMismatchWarning",
     "TrajectorySet",
     "arrange_replicas",
