@@ -441,3 +441,38 @@ def test_oracle_runs_are_reproducible_from_their_seed(tmp_path):
     assert np.array_equal(runs["a"].coordinates, runs["b"].coordinates)
     assert np.array_equal(runs["a"].forces, runs["b"].forces)
     assert np.abs(runs["a"].coordinates - runs["c"].coordinates).max() > 1e-3
+
+
+def test_atomic_write_keeps_the_old_file_when_the_writer_is_killed(tmp_path):
+    import doctest
+
+    from openmmcgml import _atomic
+
+    assert doctest.testmod(_atomic).failed == 0
+    path = tmp_path / "model.bin"
+    with _atomic.atomic_write(path) as handle:
+        handle.write(b"complete old file")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # not the private mode of a temporary file
+    # A process killed (SIGKILL: no cleanup runs) in the middle of writing the new version.
+    script = (
+        "import os, sys, time\n"
+        "from openmmcgml._atomic import atomic_write\n"
+        f"with atomic_write({str(path)!r}) as handle:\n"
+        "    handle.write(b'half of the new')\n"
+        "    handle.flush()\n"
+        "    print('writing', flush=True)\n"
+        "    time.sleep(60)\n"
+    )
+    writer = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert writer.stdout.readline().strip() == "writing"
+    writer.send_signal(signal.SIGKILL)
+    writer.wait(timeout=30)
+    assert path.read_bytes() == b"complete old file"
+    with pytest.raises(IsADirectoryError, match="is a directory"):
+        with _atomic.atomic_write(tmp_path) as handle:
+            pass
+    with pytest.raises(ValueError, match="mode must be"):
+        with _atomic.atomic_write(path, "a") as handle:
+            pass

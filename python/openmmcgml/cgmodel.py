@@ -54,6 +54,7 @@ from typing import Optional
 
 import numpy as np
 
+from ._atomic import atomic_write
 from .priors import PriorSet
 
 __all__ = ["CGModel", "CGModelFileError", "BeadSetMismatchError"]
@@ -342,11 +343,8 @@ class CGModel:
             "mapping": json.dumps(self.mapping),
             "metadata": json.dumps(self.metadata),
         }
-        directory = os.path.dirname(os.path.abspath(path))
-        os.makedirs(directory, exist_ok=True)
-        temporary = f"{path}.tmp{os.getpid()}"
-        torch.save(payload, temporary)
-        os.replace(temporary, path)
+        with atomic_write(path) as handle:
+            torch.save(payload, handle)
 
     @classmethod
     def load(cls, path, map_location="cpu") -> "CGModel":

@@ -48,6 +48,7 @@ from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 
+from ._atomic import atomic_write
 from .priors import DihedralMap, PriorSet, dihedral_map_modes, dihedral_pairs
 
 __all__ = ["ForceMatching", "check_force_data", "plot_loss_curve", "read_cg_dataset", "split_by_trajectory",
@@ -262,13 +263,11 @@ def split_by_trajectory(trajectory_ids, validation_fraction: float = 0.2, seed: 
 def write_loss_csv(history: Sequence[dict], path) -> None:
     """Write the per-epoch records (epoch, train_loss, val_loss, lr, time) as CSV."""
     columns = ["epoch", "train_loss", "val_loss", "lr", "time"]
-    temporary = f"{path}.tmp{os.getpid()}"
-    with open(temporary, "w", newline="") as handle:
+    with atomic_write(path, "w", newline="") as handle:
         writer = csv.DictWriter(handle, columns, extrasaction="ignore")
         writer.writeheader()
         for record in history:
             writer.writerow(record)
-    os.replace(temporary, path)
 
 
 def plot_loss_curve(history, ax=None, noise_level: Optional[float] = None):
@@ -583,10 +582,9 @@ class ForceMatching:
     def _save_checkpoint(self, state: dict) -> None:
         import torch
 
-        path = self._checkpoint_path()
-        temporary = f"{path}.tmp{os.getpid()}"
-        torch.save(state, temporary)
-        os.replace(temporary, path)  # atomic: a kill leaves the previous checkpoint intact
+        # A kill while saving leaves the previous checkpoint intact.
+        with atomic_write(self._checkpoint_path()) as handle:
+            torch.save(state, handle)
 
     def _load_checkpoint(self, fingerprint: str):
         import torch

@@ -41,6 +41,8 @@ import shutil
 import time
 from typing import Callable, Optional, Sequence, Union
 
+from ._atomic import atomic_write
+
 __all__ = ["DEFAULTS", "QUICK", "STAGES", "demo_config", "format_summary", "run_alanine_demo"]
 
 #: Settings of the demo, one section per stage. ``oracle`` takes any :class:`~openmmcgml.data.OracleConfig`
@@ -273,10 +275,8 @@ class _State:
     def finish(self, stage: str, settings: dict, seconds: float, **info) -> None:
         self.stages[stage] = {"fingerprint": _fingerprint(settings), "settings": json.loads(json.dumps(settings, default=str)),
                               "seconds": seconds, "finished": time.strftime("%Y-%m-%d %H:%M:%S"), **info}
-        temporary = f"{self.path}.tmp{os.getpid()}"
-        with open(temporary, "w") as handle:
+        with atomic_write(self.path, "w") as handle:
             json.dump({"format": "openmm-cgml-demo-state", "stages": self.stages}, handle, indent=1)
-        os.replace(temporary, self.path)
 
     def forget(self, stages: Sequence[str]) -> None:
         for stage in stages:

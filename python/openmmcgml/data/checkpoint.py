@@ -40,6 +40,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .._atomic import atomic_write
+
 __all__ = ["CHECKPOINT_FORMAT", "Checkpoint", "read_checkpoint", "write_checkpoint"]
 
 CHECKPOINT_FORMAT = "openmm-cgml-checkpoint"
@@ -67,14 +69,10 @@ class Checkpoint:
 
 def write_checkpoint(path, checkpoint):
     """Write `checkpoint` to `path` atomically (temporary file, fsync, rename)."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    temporary = f"{path}.tmp{os.getpid()}"
     info = dict(checkpoint.info)
     info["format"] = CHECKPOINT_FORMAT
     info["format_version"] = CHECKPOINT_VERSION
-    with open(temporary, "wb") as raw:
+    with atomic_write(path) as raw:
         with zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
             archive.writestr("checkpoint.json", json.dumps(info, indent=1, sort_keys=True))
             for name, text in checkpoint.texts.items():
@@ -83,17 +81,6 @@ def write_checkpoint(path, checkpoint):
                 buffer = io.BytesIO()
                 np.save(buffer, np.asarray(array), allow_pickle=False)
                 archive.writestr(f"pending/{name}.npy", buffer.getvalue())
-        raw.flush()
-        os.fsync(raw.fileno())
-    os.replace(temporary, path)
-    try:
-        descriptor = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
-    except OSError:  # pragma: no cover - some file systems cannot sync a directory
-        pass
 
 
 def read_checkpoint(path):

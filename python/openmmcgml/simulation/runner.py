@@ -14,6 +14,7 @@ import openmm
 import openmm.app as app
 from openmm import unit
 
+from .._atomic import atomic_write
 from .storage import HDF5TrajectoryReporter, SimulationBlewUp, jsonable, topology_pdb
 from .system import arrange_replicas, build_system, cg_topology, default_platform
 
@@ -105,13 +106,8 @@ class ArrayReporter:
 
 
 def _write_atomically(path, data: bytes):
-    path = os.fspath(path)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as handle:
+    with atomic_write(path) as handle:
         handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def _pack_checkpoint(blob: bytes, metadata: dict) -> bytes:
