@@ -7,6 +7,7 @@
 #include "openmm/common/ComputeContext.h"
 #include "openmm/common/ComputeKernel.h"
 #include "openmm/common/ComputeProgram.h"
+#include <map>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,10 @@ namespace OpenMMCGML {
  * singleLaunch=0|1 (use the grid-barrier single launch where the platform allows it; the default
  * picks it for small systems), groups=N (work groups of the single launch), tilePairs=N,
  * tileBeads=N (pairs and beads per work-group item).
+ *
+ * Debugging: with OPENMM_CGML_DUMP_KERNEL_SOURCE=<directory> each compilation of the kernels first
+ * writes the source (cgschnet-N.cc) and the platform, precision and defines it is compiled with
+ * (cgschnet-N.json) into that existing directory.
  */
 class CommonCalcCGSchNetForceKernel : public CalcCGSchNetForceKernel {
 public:
@@ -50,6 +55,8 @@ private:
     void checkPrecisionRange(const CGSchNetForce& force);
     void chooseDecomposition();
     void compileProgram();
+    /** Write the kernel source and its defines into a directory (OPENMM_CGML_DUMP_KERNEL_SOURCE). */
+    void dumpKernelSource(const std::string& directory, const std::map<std::string, std::string>& defines);
     void createKernels();
     void uploadParameters(const CGSchNetForce& force);
     void initializeReal(OpenMM::ComputeArray& array, size_t size, const std::string& name);

@@ -891,8 +891,10 @@ DEVICE void gridBarrier(GLOBAL int* counter, unsigned int target) {
 DEVICE void prefetchWeights(GLOBAL const real* address, int count) {
 #ifdef __CUDA_ARCH__
     const int line = 128/sizeof(real);
+    // The pointer is a generic address: the .global form of the instruction takes a global-space
+    // address (after cvta.to.global), the unqualified form a generic one.
     for (int i = LOCAL_ID*line; i < count; i += WORK_GROUP_SIZE*line)
-        asm volatile("prefetch.global.L1 [%0];" :: "l"(address+i));
+        asm volatile("prefetch.L1 [%0];" :: "l"(address+i));
 #endif
 }
 
