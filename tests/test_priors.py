@@ -1,5 +1,7 @@
 """Prior terms: Boltzmann-inversion fits, OpenMM forces == torch forces, replicas never coupled."""
 
+import doctest
+import importlib
 import json
 import math
 
@@ -379,3 +381,19 @@ def test_cli_fit_priors_with_example_config(tmp_path, capsys):
     assert "on 1500 frames" in printed and "C-N-CA-C" in printed
     assert main(["fit-priors", config, "--set", "bins=3"]) == 2
     assert "cgml fit-priors: error: unknown fit-priors setting(s) bins" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("module", ["topology", "terms", "priorset", "fitting", "plots"])
+def test_docstring_examples_of_the_package_modules(module):
+    # test_cgmodel runs the package's own docstring; these are the examples of its modules
+    result = doctest.testmod(importlib.import_module(f"openmmcgml.priors.{module}"), optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0
+
+
+def test_every_public_name_is_exported_by_the_package():
+    import openmmcgml.priors as priors
+
+    for module in ("topology", "terms", "priorset", "fitting", "plots"):
+        for name in importlib.import_module(f"openmmcgml.priors.{module}").__all__:
+            assert name in priors.__all__ and getattr(priors, name) is getattr(
+                importlib.import_module(f"openmmcgml.priors.{module}"), name), name

@@ -519,7 +519,7 @@ class ForceMatching:
         """Forces of the learned dihedral map (see ``dihedral_map``)."""
         import torch
 
-        from .priors import _t_dihedrals
+        from .geometry import compute_dihedrals as _t_dihedrals
 
         with torch.enable_grad():
             positions = x.detach().requires_grad_(True)

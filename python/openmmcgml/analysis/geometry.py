@@ -1,7 +1,9 @@
 """Internal coordinates and structural observables of CG frames (numpy; nm and radians).
 
 Every function takes frames as an array of shape (n_frames, n_beads, 3) or one frame
-(n_beads, 3); an ``mdtraj.Trajectory`` is accepted too (its ``xyz``).
+(n_beads, 3); an ``mdtraj.Trajectory`` is accepted too (its ``xyz``).  Bond lengths, angles and
+dihedrals are those of :mod:`openmmcgml.geometry`, with the consecutive beads of a chain as
+default tuples.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from itertools import combinations
 from typing import Sequence
 
 import numpy as np
+
+from ..geometry import compute_angles, compute_dihedrals, compute_distances
 
 __all__ = [
     "NativeContacts",
@@ -43,13 +47,11 @@ def frames(xyz) -> np.ndarray:
     return xyz
 
 
-def _index_tuples(tuples, size, default, n_beads, name):
-    if tuples is None:
-        return np.array(default, dtype=int).reshape(-1, size)
-    tuples = np.asarray(tuples, dtype=int).reshape(-1, size)
-    if len(tuples) and (tuples.min() < 0 or tuples.max() >= n_beads):
-        raise ValueError(f"{name} refer to beads outside [0, {n_beads})")
-    return tuples
+def _default_tuples(tuples, size, n_beads):
+    """``tuples``, or the consecutive beads ``(i, ..., i + size - 1)`` of a chain if None."""
+    if tuples is not None:
+        return tuples
+    return np.array([range(i, i + size) for i in range(n_beads - size + 1)], dtype=np.int64).reshape(-1, size)
 
 
 def pairwise_distances(xyz, pairs=None) -> np.ndarray:
@@ -62,48 +64,31 @@ def pairwise_distances(xyz, pairs=None) -> np.ndarray:
     [[0.3, 0.5, 0.4]]
     """
     xyz = frames(xyz)
-    n = xyz.shape[1]
-    pairs = _index_tuples(pairs, 2, list(combinations(range(n), 2)), n, "pairs")
-    return np.linalg.norm(xyz[:, pairs[:, 1]] - xyz[:, pairs[:, 0]], axis=-1)
+    if pairs is None:
+        pairs = np.array(list(combinations(range(xyz.shape[1]), 2)), dtype=np.int64).reshape(-1, 2)
+    return compute_distances(xyz, pairs)
 
 
 def bond_lengths(xyz, bonds=None) -> np.ndarray:
     """Lengths (n_frames, n_bonds) of bonds; default consecutive beads (i, i+1)."""
     xyz = frames(xyz)
-    n = xyz.shape[1]
-    bonds = _index_tuples(bonds, 2, [(i, i + 1) for i in range(n - 1)], n, "bonds")
-    return pairwise_distances(xyz, bonds)
+    return compute_distances(xyz, _default_tuples(bonds, 2, xyz.shape[1]))
 
 
 def bond_angles(xyz, angles=None) -> np.ndarray:
     """Angles (n_frames, n_angles) in radians at the middle bead; default (i, i+1, i+2)."""
     xyz = frames(xyz)
-    n = xyz.shape[1]
-    angles = _index_tuples(angles, 3, [(i, i + 1, i + 2) for i in range(n - 2)], n, "angles")
-    u = xyz[:, angles[:, 0]] - xyz[:, angles[:, 1]]
-    v = xyz[:, angles[:, 2]] - xyz[:, angles[:, 1]]
-    cos = np.sum(u * v, axis=-1) / (np.linalg.norm(u, axis=-1) * np.linalg.norm(v, axis=-1))
-    return np.arccos(np.clip(cos, -1.0, 1.0))
+    return compute_angles(xyz, _default_tuples(angles, 3, xyz.shape[1]))
 
 
 def dihedral_angles(xyz, dihedrals=None) -> np.ndarray:
     """Dihedral angles (n_frames, n) in (-pi, pi]; default (i, i+1, i+2, i+3).
 
     The IUPAC sign convention, the one of ``mdtraj.compute_dihedrals`` and OpenMM's
-    PeriodicTorsionForce: ``atan2(|b2| b1 . (b2 x b3), (b1 x b2) . (b2 x b3))`` with
-    ``b1 = x1 - x0``, ``b2 = x2 - x1``, ``b3 = x3 - x2``.
+    PeriodicTorsionForce (see :func:`openmmcgml.geometry.compute_dihedrals`).
     """
     xyz = frames(xyz)
-    n = xyz.shape[1]
-    dihedrals = _index_tuples(dihedrals, 4, [(i, i + 1, i + 2, i + 3) for i in range(n - 3)], n, "dihedrals")
-    b1 = xyz[:, dihedrals[:, 1]] - xyz[:, dihedrals[:, 0]]
-    b2 = xyz[:, dihedrals[:, 2]] - xyz[:, dihedrals[:, 1]]
-    b3 = xyz[:, dihedrals[:, 3]] - xyz[:, dihedrals[:, 2]]
-    c23 = np.cross(b2, b3)
-    c12 = np.cross(b1, b2)
-    y = np.linalg.norm(b2, axis=-1) * np.sum(b1 * c23, axis=-1)
-    x = np.sum(c12 * c23, axis=-1)
-    return np.arctan2(y, x)
+    return compute_dihedrals(xyz, _default_tuples(dihedrals, 4, xyz.shape[1]))
 
 
 def alanine_phi_psi(xyz, beads: Sequence[int] = (0, 1, 2, 3, 4)):
