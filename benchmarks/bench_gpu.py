@@ -170,7 +170,7 @@ def run_entry(spec):
         import torch
 
         from openmmcgml.models import CGTopology
-        from openmmcgml.models.cgschnet import _TorchForceModule
+        from openmmcgml.models.export import _TorchForceModule
 
         module = _TorchForceModule(model.to("cuda"), CGTopology(types, molecules), periodic=False)
         x = torch.tensor(positions, dtype=torch.float32, device="cuda")

@@ -5,7 +5,9 @@ as an ordinary OpenMM force, runs Langevin dynamics with a DCD reporter, then sa
 to XML and shows that it loads back with the learned force intact.
 
 Run with ``python examples/cg_chain_in_openmm.py --steps 2000`` (a few seconds on a laptop CPU).
-A trained model loads with ``CGSchNet.load(path)``; here the weights are random.
+Here the weights are random.  The network of a model that ``cgml train`` wrote (a CGModel file:
+network, priors and beads) is ``CGModel.load(path).model`` (``from openmmcgml.cgmodel import
+CGModel``); ``CGSchNet.load`` reads only what ``CGSchNet.save`` writes.
 """
 
 import argparse

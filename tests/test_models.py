@@ -472,3 +472,54 @@ def test_torchscript_periodic_with_particle_subset(tmp_path):
     assert (y.grad[others] == 0).all()
     with pytest.raises(Exception, match="needs box vectors"):
         loaded(system)
+
+
+# ------------------------------------------------------------------- files and modules
+
+def test_each_loader_names_the_loader_of_the_other_file(tmp_path):
+    from openmmcgml.cgmodel import CGModel, CGModelFileError
+    from openmmcgml.priors import HarmonicBonds, PriorSet
+
+    network = make_model(n_types=2)
+    bare, full, other = tmp_path / "network.pt", tmp_path / "model.pt", tmp_path / "other.pt"
+    network.save(bare)
+    priors = PriorSet(3, terms=[HarmonicBonds([[0, 1], [1, 2]], k=[2e3, 2e3], r0=[0.38, 0.38])])
+    CGModel(network, priors, bead_types=[0, 1, 0]).save(full)  # what cgml train writes
+    with pytest.raises(ValueError, match=r"model\.pt is a CGModel file .*load it with "
+                                         r"openmmcgml\.cgmodel\.CGModel\.load\(path\), whose \.model is the network"):
+        CGSchNet.load(full)
+    with pytest.raises(CGModelFileError, match=r"network\.pt is not an openmm-cgml model file but a bare CGSchNet "
+                                               r"network .*load it with openmmcgml\.models\.CGSchNet\.load\(path\)"):
+        CGModel.load(bare)
+    torch.save({"weights": torch.zeros(2)}, other)
+    with pytest.raises(ValueError, match="other.pt is not a CGSchNet network file"):
+        CGSchNet.load(other)
+    # each loader reads its own file back to the same network (CGModel.load(path).model, as the
+    # example cg_chain_in_openmm.py says for a model of cgml train)
+    x = random_positions(3, seed=4)
+    expected = network(x, [0, 1, 0])
+    assert torch.equal(CGSchNet.load(bare)(x, [0, 1, 0]), expected)
+    assert torch.equal(CGModel.load(full).model(x, [0, 1, 0]), expected)
+
+
+@pytest.mark.parametrize("module", ["cgschnet", "layers", "topology", "export"])
+def test_docstring_examples_of_the_models_modules(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(f"openmmcgml.models.{module}"), optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0
+
+
+def test_the_model_module_holds_no_openmm_export():
+    """The export lives in models/export.py; the model file is the torch module (and inherits it)."""
+    import inspect
+
+    import openmmcgml.models.cgschnet as model_module
+    from openmmcgml.models.export import OpenMMExport
+
+    source = inspect.getsource(model_module)
+    for name in ("to_force", "update_force", "from_force", "to_torchscript", "filter_tabulation_error"):
+        assert f"def {name}(" not in source
+        assert getattr(CGSchNet, name).__qualname__ == f"OpenMMExport.{name}"
+    assert issubclass(CGSchNet, OpenMMExport) and "openmmcgml.forces" not in source

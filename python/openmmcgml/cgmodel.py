@@ -388,6 +388,10 @@ class CGModel:
             detail = str(error).splitlines()[0] if str(error) else ""
             raise CGModelFileError(f"model file {path} is corrupt or not an openmm-cgml model file "
                                    f"({type(error).__name__}: {detail})") from error
+        if isinstance(payload, dict) and "format" not in payload and {"config", "state_dict"} <= set(payload):
+            raise CGModelFileError(f"{path} is not an openmm-cgml model file but a bare CGSchNet network (as "
+                                   "CGSchNet.save writes it, without priors or beads); load it with "
+                                   "openmmcgml.models.CGSchNet.load(path)")
         if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
             raise CGModelFileError(f"{path} is not an openmm-cgml model file (it holds no {_FORMAT!r} marker)")
         if payload.get("format_version", 0) > _FORMAT_VERSION:
