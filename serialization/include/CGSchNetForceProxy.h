@@ -1,7 +1,7 @@
 #ifndef OPENMM_CGML_CGSCHNETFORCEPROXY_H_
 #define OPENMM_CGML_CGSCHNETFORCEPROXY_H_
 
-#include "internal/windowsExportCGML.h"
+#include "internal/CGMLExport.h"
 #include "openmm/serialization/SerializationProxy.h"
 
 namespace OpenMMCGML {

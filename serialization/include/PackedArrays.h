@@ -1,7 +1,7 @@
 #ifndef OPENMM_CGML_PACKEDARRAYS_H_
 #define OPENMM_CGML_PACKEDARRAYS_H_
 
-#include "internal/windowsExportCGML.h"
+#include "internal/CGMLExport.h"
 #include <string>
 #include <vector>
 

@@ -30,7 +30,7 @@ static void check(bool condition, const string& what) {
 
 struct TestSystem {
     CGSchNetTopology topology;
-    CGSchNetReferenceParameters params;
+    CGSchNetWeights params;
     set<pair<int, int> > exclusions;
 };
 
@@ -64,7 +64,7 @@ static TestSystem createSystem(mt19937& rng, CGSchNetForce::Activation activatio
             if (top.molecules[i] == top.molecules[j] && system.exclusions.count(make_pair(i, j)) == 0)
                 top.pairs.push_back(make_pair(i, j));
 
-    CGSchNetReferenceParameters& p = system.params;
+    CGSchNetWeights& p = system.params;
     p.numTypes = numTypes;
     p.numFeatures = F;
     p.numFilters = NF;
@@ -91,7 +91,7 @@ static TestSystem createSystem(mt19937& rng, CGSchNetForce::Activation activatio
     }
     p.embedding = randomArray(rng, numTypes*F, 1.0);
     for (int b = 0; b < 2; b++) {
-        CGSchNetReferenceParameters::Block block;
+        CGSchNetWeights::Block block;
         block.filterWeights1 = randomArray(rng, K*NF, 1.5/sqrt(K));
         block.filterBias1 = randomArray(rng, NF, 0.5);
         block.filterWeights2 = randomArray(rng, NF*NF, 1.5/sqrt(NF));
@@ -104,10 +104,9 @@ static TestSystem createSystem(mt19937& rng, CGSchNetForce::Activation activatio
         p.blocks.push_back(block);
     }
     int widths[] = {F, 6, 3, 1};
-    for (int l = 0; l < 3; l++) {
-        p.outputWeights.push_back(randomArray(rng, widths[l]*widths[l+1], 1.5/sqrt(widths[l])));
-        p.outputBiases.push_back(randomArray(rng, widths[l+1], 0.5));
-    }
+    for (int l = 0; l < 3; l++)
+        p.outputLayers.push_back(CGMLDenseLayer(widths[l], widths[l+1], randomArray(rng, widths[l]*widths[l+1], 1.5/sqrt(widths[l])),
+                                                randomArray(rng, widths[l+1], 0.5)));
     return system;
 }
 
@@ -163,14 +162,14 @@ static Vec3 minimumImageDirect(Vec3 d, const Vec3* box) {
 }
 
 static double energyDirect(const TestSystem& system, const vector<Vec3>& pos, const Vec3* box, double scale) {
-    const CGSchNetReferenceParameters& p = system.params;
+    const CGSchNetWeights& p = system.params;
     const CGSchNetTopology& top = system.topology;
     const int N = (int) pos.size(), F = p.numFeatures;
     const double PI = 3.14159265358979323846;
     vector<vector<double> > h(N);
     for (int i = 0; i < N; i++)
         h[i] = vector<double>(p.embedding.begin()+top.types[i]*F, p.embedding.begin()+(top.types[i]+1)*F);
-    for (const CGSchNetReferenceParameters::Block& block : p.blocks) {
+    for (const CGSchNetWeights::Block& block : p.blocks) {
         vector<vector<double> > newH = h;
         for (int i = 0; i < N; i++) {
             vector<double> m(p.numFilters, 0.0);
@@ -203,9 +202,9 @@ static double energyDirect(const TestSystem& system, const vector<Vec3>& pos, co
     double sum = 0.0;
     for (int i = 0; i < N; i++) {
         vector<double> x = h[i];
-        for (size_t l = 0; l < p.outputWeights.size(); l++) {
-            x = affineDirect(x, p.outputWeights[l], &p.outputBiases[l]);
-            if (l+1 < p.outputWeights.size())
+        for (size_t l = 0; l < p.outputLayers.size(); l++) {
+            x = affineDirect(x, p.outputLayers[l].weights, &p.outputLayers[l].bias);
+            if (l+1 < p.outputLayers.size())
                 x = actDirect(p.activation, x);
         }
         sum += x[0];
@@ -395,10 +394,12 @@ static void testErrorsAndEdgeCases() {
     check(fabs(e1-energyDirect(other, pos, NULL, 0.7)) < 1e-12*max(1.0, fabs(e1)), "energy after setParameters is wrong");
 
     // A change of shape is refused.
-    CGSchNetReferenceParameters wrong = other.params;
-    wrong.outputBiases[0].push_back(0.0);
-    wrong.outputWeights[0].resize(wrong.outputWeights[0].size()+system.params.numFeatures);
-    wrong.outputWeights[1].resize(wrong.outputWeights[1].size()+wrong.outputBiases[1].size());
+    CGSchNetWeights wrong = other.params;
+    wrong.outputLayers[0].outputs++;
+    wrong.outputLayers[0].bias.push_back(0.0);
+    wrong.outputLayers[0].weights.resize(wrong.outputLayers[0].weights.size()+system.params.numFeatures);
+    wrong.outputLayers[1].inputs++;
+    wrong.outputLayers[1].weights.resize(wrong.outputLayers[1].weights.size()+wrong.outputLayers[1].bias.size());
     thrown = false;
     try {
         model.setParameters(wrong);

@@ -3,7 +3,7 @@
 
 #include "openmm/Context.h"
 #include "openmm/Force.h"
-#include "internal/windowsExportCGML.h"
+#include "internal/CGMLExport.h"
 #include <string>
 #include <utility>
 #include <vector>

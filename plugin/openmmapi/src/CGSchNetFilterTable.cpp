@@ -1,4 +1,5 @@
 #include "internal/CGSchNetFilterTable.h"
+#include "internal/CGMLMath.h"
 #include "openmm/OpenMMException.h"
 #include <algorithm>
 #include <cmath>
@@ -9,87 +10,25 @@ using namespace OpenMM;
 using namespace OpenMMCGML;
 using namespace std;
 
-namespace {
-
-const double LOG2 = 0.69314718055994530942;
-const double PI = 3.14159265358979323846;
-
-double sigmoid(double x) {
-    if (x >= 0.0)
-        return 1.0/(1.0+exp(-x));
-    double e = exp(x);
-    return e/(1.0+e);
-}
-
-/** The activation and its derivative at x. */
-void activate(CGSchNetForce::Activation kind, double x, double& value, double& derivative) {
-    switch (kind) {
-        case CGSchNetForce::ShiftedSoftplus:
-            value = max(x, 0.0) + log1p(exp(-fabs(x))) - LOG2;
-            derivative = sigmoid(x);
-            break;
-        case CGSchNetForce::Tanh:
-            value = tanh(x);
-            derivative = 1.0-value*value;
-            break;
-        case CGSchNetForce::SiLU: {
-            double s = sigmoid(x);
-            value = x*s;
-            derivative = s+x*s*(1.0-s);
-            break;
-        }
-        default:
-            throw OpenMMException("CGSchNetForce: unknown activation");
-    }
-}
-
-void cutoffFunction(double r, double cutoff, double& fc, double& dfc) {
-    if (r >= cutoff) {
-        fc = dfc = 0.0;
-        return;
-    }
-    fc = 0.5*(cos(PI*r/cutoff)+1.0);
-    dfc = -0.5*(PI/cutoff)*sin(PI*r/cutoff);
-}
-
-} // namespace
-
-CGSchNetFilterFunction::CGSchNetFilterFunction(const CGSchNetForce& force) :
-        numBlocks(force.getNumInteractionBlocks()), numFilters(force.getNumFilters()), numRBF(force.getNumRBF()),
-        cutoff(force.getCutoff()), lowerCutoff(force.getRBFLowerCutoff()), activation(force.getActivation()),
-        rbfType(force.getRBFType()), centers(force.getRBFCenters()), widths(force.getRBFWidths()) {
-    alpha = 5.0/(cutoff-lowerCutoff);
-    for (int b = 0; b < numBlocks; b++) {
-        weights1.push_back(force.getInteractionBlockArray(b, CGSchNetForce::FilterWeights1));
-        bias1.push_back(force.getInteractionBlockArray(b, CGSchNetForce::FilterBias1));
-        weights2.push_back(force.getInteractionBlockArray(b, CGSchNetForce::FilterWeights2));
-        bias2.push_back(force.getInteractionBlockArray(b, CGSchNetForce::FilterBias2));
-    }
+CGSchNetFilterFunction::CGSchNetFilterFunction(const CGSchNetWeights& weights) : weights(weights) {
+    // The exact filters only: a table of the weights, if any, is not needed here.
+    this->weights.filterTable.reset();
 }
 
 void CGSchNetFilterFunction::evaluate(int block, double r, double* w0, double* dw0) const {
-    if (block < 0 || block >= numBlocks)
+    if (block < 0 || block >= getNumBlocks())
         throw OpenMMException("CGSchNetFilterFunction: block index out of range");
-    const int K = numRBF, NF = numFilters;
+    const int K = weights.numRBF, NF = weights.numFilters;
+    const double alpha = weights.getRBFAlpha();
     vector<double> e(K), de(K), q(NF), dq(NF), s(NF), ds(NF);
-    for (int k = 0; k < K; k++) {
-        if (rbfType == CGSchNetForce::Gaussian) {
-            double d = r-centers[k];
-            e[k] = exp(-widths[k]*d*d);
-            de[k] = -2.0*widths[k]*d*e[k];
-        }
-        else {
-            double v = exp(-alpha*(r-lowerCutoff));
-            double d = v-centers[k];
-            e[k] = exp(-widths[k]*d*d);
-            de[k] = -2.0*widths[k]*d*e[k]*(-alpha*v);
-        }
-    }
+    for (int k = 0; k < K; k++)
+        CGMLMath::radialBasis(weights.rbfType, r, weights.rbfCenters[k], weights.rbfWidths[k], weights.rbfLowerCutoff, alpha, e[k], de[k]);
     // Forward-mode derivative: q' = e' A1, s' = act'(q) q', w0' = s' A2.
-    const vector<double>& A1 = weights1[block];
-    const vector<double>& A2 = weights2[block];
+    const CGSchNetWeights::Block& weightsOfBlock = weights.blocks[block];
+    const vector<double>& A1 = weightsOfBlock.filterWeights1;
+    const vector<double>& A2 = weightsOfBlock.filterWeights2;
     for (int c = 0; c < NF; c++) {
-        q[c] = bias1[block][c];
+        q[c] = weightsOfBlock.filterBias1[c];
         dq[c] = 0.0;
     }
     for (int k = 0; k < K; k++) {
@@ -100,13 +39,11 @@ void CGSchNetFilterFunction::evaluate(int block, double r, double* w0, double* d
         }
     }
     for (int c = 0; c < NF; c++) {
-        double value, derivative;
-        activate(activation, q[c], value, derivative);
-        s[c] = value;
-        ds[c] = derivative*dq[c];
+        s[c] = CGMLMath::activation(weights.activation, q[c]);
+        ds[c] = CGMLMath::activationDerivative(weights.activation, q[c])*dq[c];
     }
     for (int c = 0; c < NF; c++) {
-        w0[c] = bias2[block][c];
+        w0[c] = weightsOfBlock.filterBias2[c];
         dw0[c] = 0.0;
     }
     for (int a = 0; a < NF; a++) {
@@ -118,9 +55,8 @@ void CGSchNetFilterFunction::evaluate(int block, double r, double* w0, double* d
     }
 }
 
-CGSchNetFilterTable::CGSchNetFilterTable(const CGSchNetForce& force, int points) :
-        numBlocks(force.getNumInteractionBlocks()), numFilters(force.getNumFilters()), numPoints(points),
-        cutoff(force.getCutoff()) {
+CGSchNetFilterTable::CGSchNetFilterTable(const CGSchNetWeights& weights, int points) :
+        numBlocks(weights.getNumBlocks()), numFilters(weights.numFilters), numPoints(points), cutoff(weights.cutoff) {
     if (numPoints < 2) {
         stringstream message;
         message << "CGSchNetForce: a filter table needs at least 2 points (got " << numPoints << ")";
@@ -128,7 +64,7 @@ CGSchNetFilterTable::CGSchNetFilterTable(const CGSchNetForce& force, int points)
     }
     spacing = cutoff/(numPoints-1);
     const int NF = numFilters, numIntervals = numPoints-1;
-    CGSchNetFilterFunction filter(force);
+    CGSchNetFilterFunction filter(weights);
     try {
         coefficients.resize((size_t) numBlocks*numIntervals*4*NF);
     }
@@ -177,9 +113,9 @@ void CGSchNetFilterTable::evaluate(int block, double r, double* w0, double* dw0)
     }
 }
 
-vector<double> CGSchNetFilterTable::measureError(const CGSchNetForce& force, int numPoints) {
-    CGSchNetFilterTable table(force, numPoints);
-    CGSchNetFilterFunction filter(force);
+vector<double> CGSchNetFilterTable::measureError(const CGSchNetWeights& weights, int numPoints) {
+    CGSchNetFilterTable table(weights, numPoints);
+    CGSchNetFilterFunction filter(weights);
     const int NF = table.getNumFilters(), numIntervals = table.getNumIntervals();
     const double h = table.getSpacing(), cutoff = table.getCutoff();
     const double offsets[] = {0.5-sqrt(3.0)/6.0, 0.25, 0.5, 0.5+sqrt(3.0)/6.0};
@@ -190,7 +126,7 @@ vector<double> CGSchNetFilterTable::measureError(const CGSchNetForce& force, int
             for (double t : offsets) {
                 double r = min((n+t)*h, cutoff);
                 double fc, dfc;
-                cutoffFunction(r, cutoff, fc, dfc);
+                CGMLMath::cosineCutoff(r, cutoff, fc, dfc);
                 filter.evaluate(b, r, &exact[0], &exactDeriv[0]);
                 table.evaluate(b, r, &tab[0], &tabDeriv[0]);
                 for (int f = 0; f < NF; f++) {

@@ -1,6 +1,7 @@
 #include "CGSchNetForce.h"
 #include "internal/CGSchNetFilterTable.h"
 #include "internal/CGSchNetForceImpl.h"
+#include "internal/CGSchNetWeights.h"
 #include "openmm/OpenMMException.h"
 #include <cmath>
 #include <new>
@@ -12,10 +13,6 @@ using namespace OpenMMCGML;
 using namespace std;
 
 namespace {
-
-const char* const blockArrayNames[] = {"filterWeights1 (A1)", "filterBias1 (a1)", "filterWeights2 (A2)", "filterBias2 (a2)",
-                                       "messageWeights (B)", "updateWeights1 (C1)", "updateBias1 (c1)",
-                                       "updateWeights2 (C2)", "updateBias2 (c2)"};
 
 void fail(const string& message) {
     throw OpenMMException("CGSchNetForce: "+message);
@@ -131,7 +128,7 @@ vector<vector<double> > makeBlock(int F, int NF, int K,
     const size_t sizes[] = {(size_t) K*NF, (size_t) NF, (size_t) NF*NF, (size_t) NF, (size_t) F*NF,
                             (size_t) NF*F, (size_t) F, (size_t) F*F, (size_t) F};
     for (int i = 0; i < 9; i++)
-        checkArray(block[i], sizes[i], string("interaction block ")+blockArrayNames[i]);
+        checkArray(block[i], sizes[i], string("interaction block ")+CGSchNetWeights::getBlockArrayName((CGSchNetForce::BlockArray) i));
     return block;
 }
 
@@ -288,7 +285,7 @@ vector<double> CGSchNetForce::computeFilterTabulationError(int numPoints) const 
     }
     if (blocks.empty())
         fail("the model has no interaction blocks");
-    return CGSchNetFilterTable::measureError(*this, numPoints);
+    return CGSchNetFilterTable::measureError(CGSchNetWeights(*this, false), numPoints);
 }
 
 void CGSchNetForce::validate(int numSystemParticles) const {

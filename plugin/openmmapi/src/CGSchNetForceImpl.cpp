@@ -2,7 +2,6 @@
 #include "CGSchNetKernels.h"
 #include "openmm/OpenMMException.h"
 #include "openmm/internal/ContextImpl.h"
-#include <cmath>
 #include <sstream>
 
 using namespace OpenMM;
@@ -94,56 +93,4 @@ void CGSchNetForceImpl::checkSameStructure(const CGSchNetForce& a, const CGSchNe
     // The table size (and exact vs tabulated mode) fixes the kernels' buffers and code paths.
     if (a.getFilterTabulationPoints() != b.getFilterTabulationPoints())
         structureChanged("the number of filter tabulation points");
-}
-
-namespace {
-
-/**
- * Throw if a value of a row-major array (columns > 0), vector (columns == 0) or scalar
- * (columns < 0) does not fit in a float.  The largest float is 2^128 - 2^104; a double rounds to it, not to infinity, if its
- * magnitude is below the midpoint 2^128 - 2^103 (a tie rounds to even, which is infinity).
- */
-void checkFloatRange(const vector<double>& values, int columns, const string& name, const string& precision) {
-    const double limit = ldexp(33554431.0, 103);
-    for (size_t i = 0; i < values.size(); i++)
-        if (!(fabs(values[i]) < limit)) {
-            stringstream msg;
-            msg << "CGSchNetForce: " << name;
-            if (columns > 0)
-                msg << "[" << i/columns << "][" << i%columns << "]";
-            else if (columns == 0)
-                msg << "[" << i << "]";
-            msg << " = " << values[i] << " is outside the range of single precision (magnitudes up to 3.4e+38), in which "
-                << precision << " computes";
-            throw OpenMMException(msg.str());
-        }
-}
-
-} // namespace
-
-void CGSchNetForceImpl::checkSinglePrecisionRange(const CGSchNetForce& force, const string& precision) {
-    const int F = force.getNumFeatures(), NF = force.getNumFilters();
-    checkFloatRange(vector<double>(1, force.getCutoff()), -1, "the cutoff", precision);
-    checkFloatRange(vector<double>(1, force.getRBFLowerCutoff()), -1, "the RBF lower cutoff", precision);
-    checkFloatRange(vector<double>(1, force.getDefaultScale()), -1, "the default scale", precision);
-    checkFloatRange(force.getRBFCenters(), 0, "RBF centers", precision);
-    checkFloatRange(force.getRBFWidths(), 0, "RBF widths", precision);
-    checkFloatRange(force.getEmbedding(), F, "embedding", precision);
-    const char* names[] = {"filterWeights1 (A1)", "filterBias1 (a1)", "filterWeights2 (A2)", "filterBias2 (a2)",
-                           "messageWeights (B)", "updateWeights1 (C1)", "updateBias1 (c1)", "updateWeights2 (C2)",
-                           "updateBias2 (c2)"};
-    // The number of columns of each block array (0 for the biases).
-    const int columns[] = {NF, 0, NF, 0, NF, F, 0, F, 0};
-    for (int b = 0; b < force.getNumInteractionBlocks(); b++)
-        for (int a = 0; a < 9; a++) {
-            stringstream name;
-            name << "interaction block " << b << " " << names[a];
-            checkFloatRange(force.getInteractionBlockArray(b, (CGSchNetForce::BlockArray) a), columns[a], name.str(), precision);
-        }
-    for (int l = 0; l < force.getNumOutputLayers(); l++) {
-        stringstream name;
-        name << "output layer " << l;
-        checkFloatRange(force.getOutputLayerWeights(l), force.getOutputLayerSize(l), name.str()+" weights", precision);
-        checkFloatRange(force.getOutputLayerBias(l), 0, name.str()+" bias", precision);
-    }
 }

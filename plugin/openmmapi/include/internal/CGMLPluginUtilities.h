@@ -1,7 +1,7 @@
 #ifndef OPENMM_CGML_PLUGINUTILITIES_H_
 #define OPENMM_CGML_PLUGINUTILITIES_H_
 
-#include "internal/windowsExportCGML.h"
+#include "internal/CGMLExport.h"
 #include <string>
 
 namespace OpenMMCGML {

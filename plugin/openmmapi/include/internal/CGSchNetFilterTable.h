@@ -2,7 +2,8 @@
 #define OPENMM_CGML_CGSCHNETFILTERTABLE_H_
 
 #include "CGSchNetForce.h"
-#include "internal/windowsExportCGML.h"
+#include "internal/CGMLExport.h"
+#include "internal/CGSchNetWeights.h"
 #include <vector>
 
 namespace OpenMMCGML {
@@ -17,34 +18,29 @@ namespace OpenMMCGML {
  */
 class OPENMM_EXPORT_CGML CGSchNetFilterFunction {
 public:
-    explicit CGSchNetFilterFunction(const CGSchNetForce& force);
+    explicit CGSchNetFilterFunction(const CGSchNetWeights& weights);
     int getNumBlocks() const {
-        return numBlocks;
+        return weights.getNumBlocks();
     }
     int getNumFilters() const {
-        return numFilters;
+        return weights.numFilters;
     }
     double getCutoff() const {
-        return cutoff;
+        return weights.cutoff;
     }
     /**
      * Evaluate block `block` at distance r (nm): w0 and dw0 each receive numFilters values.
      */
     void evaluate(int block, double r, double* w0, double* dw0) const;
 private:
-    int numBlocks, numFilters, numRBF;
-    double cutoff, lowerCutoff, alpha;
-    CGSchNetForce::Activation activation;
-    CGSchNetForce::RBFType rbfType;
-    std::vector<double> centers, widths;
-    std::vector<std::vector<double> > weights1, bias1, weights2, bias2;
+    CGSchNetWeights weights;
 };
 
 /**
  * The tabulated filters of the opt-in fast mode (CGSchNetForce::setFilterTabulationPoints()).
- * Every platform builds its table with this class (on the host, in double precision) and only
- * converts the coefficients to its own precision and memory, so all platforms interpolate the
- * same piecewise cubics.
+ * CGSchNetWeights builds the table of a force with this class (on the host, in double precision)
+ * and every platform only converts the coefficients to its own precision and memory, so all
+ * platforms interpolate the same piecewise cubics.
  *
  * Grid: numPoints nodes r_n = n h, n = 0 .. numPoints-1, h = cutoff/(numPoints-1), so the last
  * node is the cutoff; numIntervals = numPoints-1.  At each node the exact w0 and dw0/dr are
@@ -73,11 +69,11 @@ private:
 class OPENMM_EXPORT_CGML CGSchNetFilterTable {
 public:
     /**
-     * Tabulate the filters of a force's current weights, cutoff and radial basis.
+     * Tabulate the filters of a force's weights, cutoff and radial basis.
      *
      * @param numPoints  the number of grid points, at least 2
      */
-    CGSchNetFilterTable(const CGSchNetForce& force, int numPoints);
+    CGSchNetFilterTable(const CGSchNetWeights& weights, int numPoints);
     int getNumBlocks() const {
         return numBlocks;
     }
@@ -107,7 +103,7 @@ public:
      */
     void evaluate(int block, double r, double* w0, double* dw0) const;
     /**
-     * Compare a table of numPoints points with the exact filters of a force, including the cutoff
+     * Compare a table of numPoints points with the exact filters of some weights, including the cutoff
      * function, over every block and channel, at four points of every table interval: t = 1/2
      * (where the error of a cubic Hermite interpolant of a function with constant fourth
      * derivative peaks), t = 1/2 -+ sqrt(3)/6 (where the error of its derivative peaks) and
@@ -115,7 +111,7 @@ public:
      *
      * @return {max |W - W_table|, max |dW/dr - dW_table/dr|, max |W|, max |dW/dr|} over those points
      */
-    static std::vector<double> measureError(const CGSchNetForce& force, int numPoints);
+    static std::vector<double> measureError(const CGSchNetWeights& weights, int numPoints);
 private:
     int numBlocks, numFilters, numPoints;
     double cutoff, spacing;

@@ -33,16 +33,6 @@ public:
      * Throw an OpenMMException unless the two forces differ only in weights and scalar settings.
      */
     static void checkSameStructure(const CGSchNetForce& initial, const CGSchNetForce& updated);
-    /**
-     * Throw an OpenMMException naming the first weight or setting of the force (array and index)
-     * that single precision cannot represent: a finite double whose magnitude rounds beyond the
-     * largest float.  Kernels that store the weights in float call it when a Context is created
-     * and before they copy updated weights, so that a refused update leaves the old ones in use.
-     *
-     * @param force      the force to check
-     * @param precision  says what computes in single precision, for the message (e.g. "the CPU platform")
-     */
-    static void checkSinglePrecisionRange(const CGSchNetForce& force, const std::string& precision);
 private:
     const CGSchNetForce& owner;
     OpenMM::Kernel kernel;

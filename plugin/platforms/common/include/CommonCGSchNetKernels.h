@@ -2,6 +2,7 @@
 #define OPENMM_CGML_COMMONCGSCHNETKERNELS_H_
 
 #include "CGSchNetKernels.h"
+#include "internal/CGSchNetWeights.h"
 #include "openmm/Platform.h"
 #include "openmm/common/ComputeArray.h"
 #include "openmm/common/ComputeContext.h"
@@ -51,14 +52,15 @@ public:
     void copyParametersToContext(OpenMM::ContextImpl& context, const CGSchNetForce& force);
 private:
     class ForceInfo;
-    /** Refuse weights that the platform's precision cannot represent (see CGSchNetForceImpl). */
-    void checkPrecisionRange(const CGSchNetForce& force);
+    /** Refuse weights that the platform's precision cannot represent (see CGSchNetWeights). */
+    void checkPrecisionRange(const CGSchNetWeights& weights);
     void chooseDecomposition();
     void compileProgram();
     /** Write the kernel source and its defines into a directory (OPENMM_CGML_DUMP_KERNEL_SOURCE). */
     void dumpKernelSource(const std::string& directory, const std::map<std::string, std::string>& defines);
     void createKernels();
-    void uploadParameters(const CGSchNetForce& force);
+    /** Lay out the weights in the parameter array (see chooseDecomposition()) and upload them. */
+    void uploadParameters(const CGSchNetWeights& weights);
     void initializeReal(OpenMM::ComputeArray& array, size_t size, const std::string& name);
     void setRealArg(OpenMM::ComputeKernel& kernel, int index, double value);
     void setBoxArgs(OpenMM::ComputeKernel& kernel, int index);

@@ -1,7 +1,7 @@
 #include "CommonCGSchNetKernels.h"
 #include "CommonCGMLKernelSources.h"
+#include "internal/CGMLMath.h"
 #include "internal/CGSchNetFilterTable.h"
-#include "internal/CGSchNetForceImpl.h"
 #include "internal/CGSchNetTopology.h"
 #include "openmm/OpenMMException.h"
 #include "openmm/common/ComputeForceInfo.h"
@@ -151,31 +151,32 @@ void CommonCalcCGSchNetForceKernel::setBoxArgs(ComputeKernel& kernel, int index)
     }
 }
 
-void CommonCalcCGSchNetForceKernel::checkPrecisionRange(const CGSchNetForce& force) {
+void CommonCalcCGSchNetForceKernel::checkPrecisionRange(const CGSchNetWeights& weights) {
     // Single and mixed precision keep the force's weights in float; in double precision every
     // finite double (the force accepts no others) is representable.
     if (!cc.getUseDoublePrecision())
-        CGSchNetForceImpl::checkSinglePrecisionRange(force, "the "+getPlatform().getName()+" platform with Precision="+
-                                                     (cc.getUseMixedPrecision() ? "mixed" : "single"));
+        weights.checkSinglePrecisionRange("the "+getPlatform().getName()+" platform with Precision="+
+                                          (cc.getUseMixedPrecision() ? "mixed" : "single"));
 }
 
 void CommonCalcCGSchNetForceKernel::initialize(const System& system, const CGSchNetForce& force) {
     ContextSelector selector(cc);
-    checkPrecisionRange(force);
+    CGSchNetWeights weights(force);
+    checkPrecisionRange(weights);
     CGSchNetTopology topology = CGSchNetTopology::build(force, system.getNumParticles());
     numBeads = topology.particles.size();
     numCandidates = topology.pairs.size();
-    numTypes = force.getNumTypes();
-    numRBF = force.getNumRBF();
-    numFilters = force.getNumFilters();
-    numFeatures = force.getNumFeatures();
-    numBlocks = force.getNumInteractionBlocks();
+    numTypes = weights.numTypes;
+    numRBF = weights.numRBF;
+    numFilters = weights.numFilters;
+    numFeatures = weights.numFeatures;
+    numBlocks = weights.getNumBlocks();
     outputSizes.clear();
-    for (int i = 0; i < force.getNumOutputLayers(); i++)
-        outputSizes.push_back(force.getOutputLayerSize(i));
-    cutoff = force.getCutoff();
-    activation = force.getActivation();
-    rbfType = force.getRBFType();
+    for (const CGMLDenseLayer& layer : weights.outputLayers)
+        outputSizes.push_back(layer.outputs);
+    cutoff = weights.cutoff;
+    activation = weights.activation;
+    rbfType = weights.rbfType;
     usePeriodic = force.usesPeriodicBoundaryConditions();
     scaleParameterName = force.getScaleParameterName();
     tablePoints = force.getFilterTabulationPoints();
@@ -214,7 +215,7 @@ void CommonCalcCGSchNetForceKernel::initialize(const System& system, const CGSch
     // Parameters.
     initializeReal(params, parameterOffsets[Total], "cgschnetParameters");
     outputLayout.initialize<int>(cc, 5*outputSizes.size(), "cgschnetOutputLayout");
-    uploadParameters(force);
+    uploadParameters(weights);
 
     // Per-step arrays.
     int realSize = (cc.getUseDoublePrecision() ? sizeof(double) : sizeof(float));
@@ -350,68 +351,48 @@ void CommonCalcCGSchNetForceKernel::chooseDecomposition() {
     parameterOffsets[Total] = offset+(tablePoints > 0 ? numBlocks*(tablePoints-1)*4*numFilters : 0);
 }
 
-void CommonCalcCGSchNetForceKernel::uploadParameters(const CGSchNetForce& force) {
+void CommonCalcCGSchNetForceKernel::uploadParameters(const CGSchNetWeights& weights) {
     vector<double> values(parameterOffsets[Total], 0.0);
-    values[ScalarCutoff] = force.getCutoff();
-    values[ScalarLowerCutoff] = force.getRBFLowerCutoff();
-    values[ScalarAlpha] = 5.0/(force.getCutoff()-force.getRBFLowerCutoff());
-    vector<double> centers = force.getRBFCenters(), widths = force.getRBFWidths(), embedding = force.getEmbedding();
-    copy(centers.begin(), centers.end(), values.begin()+parameterOffsets[RBFCenters]);
-    copy(widths.begin(), widths.end(), values.begin()+parameterOffsets[RBFWidths]);
-    copy(embedding.begin(), embedding.end(), values.begin()+parameterOffsets[Embedding]);
+    values[ScalarCutoff] = weights.cutoff;
+    values[ScalarLowerCutoff] = weights.rbfLowerCutoff;
+    values[ScalarAlpha] = weights.getRBFAlpha();
+    auto place = [&] (const vector<double>& array, int offset) {
+        copy(array.begin(), array.end(), values.begin()+offset);
+    };
+    place(weights.rbfCenters, parameterOffsets[RBFCenters]);
+    place(weights.rbfWidths, parameterOffsets[RBFWidths]);
+    place(weights.embedding, parameterOffsets[Embedding]);
+    // y of the first block depends only on the bead type: E B_0, one row per type.
+    place(weights.projectEmbedding(0), parameterOffsets[FirstProjection]);
     for (int b = 0; b < numBlocks; b++) {
-        vector<vector<double> > arrays(9);
-        for (int a = 0; a < 9; a++)
-            arrays[a] = force.getInteractionBlockArray(b, (CGSchNetForce::BlockArray) a);
+        const CGSchNetWeights::Block& block = weights.blocks[b];
         int base = parameterOffsets[Blocks]+b*parameterOffsets[BlockStride];
         for (int a = 0; a < 9; a++)
-            copy(arrays[a].begin(), arrays[a].end(), values.begin()+base+parameterOffsets[A1+a]);
+            place(block.array((CGSchNetForce::BlockArray) a), base+parameterOffsets[A1+a]);
         // Transposed copies for the reverse pass.
-        const vector<double>& messageWeights = arrays[CGSchNetForce::MessageWeights];   // F x NF
-        const vector<double>& update1 = arrays[CGSchNetForce::UpdateWeights1];          // NF x F
-        const vector<double>& update2 = arrays[CGSchNetForce::UpdateWeights2];          // F x F
-        for (int f = 0; f < numFeatures; f++)
-            for (int n = 0; n < numFilters; n++) {
-                values[base+parameterOffsets[BT]+n*numFeatures+f] = messageWeights[f*numFilters+n];
-                values[base+parameterOffsets[C1T]+f*numFilters+n] = update1[n*numFeatures+f];
-            }
-        for (int f = 0; f < numFeatures; f++)
-            for (int g = 0; g < numFeatures; g++)
-                values[base+parameterOffsets[C2T]+g*numFeatures+f] = update2[f*numFeatures+g];
-        if (b == 0) {
-            // y of the first block depends only on the bead type: E B_0, one row per type.
-            for (int t = 0; t < numTypes; t++)
-                for (int n = 0; n < numFilters; n++) {
-                    double sum = 0.0;
-                    for (int f = 0; f < numFeatures; f++)
-                        sum += embedding[t*numFeatures+f]*messageWeights[f*numFilters+n];
-                    values[parameterOffsets[FirstProjection]+t*numFilters+n] = sum;
-                }
-        }
+        place(transposeMatrix(block.messageWeights, numFeatures, numFilters), base+parameterOffsets[BT]);
+        place(transposeMatrix(block.updateWeights1, numFilters, numFeatures), base+parameterOffsets[C1T]);
+        place(transposeMatrix(block.updateWeights2, numFeatures, numFeatures), base+parameterOffsets[C2T]);
     }
+    // Each output layer: W, W transposed and the bias, and its row of the layout.
     vector<int> layout;
     int offset = parameterOffsets[OutputLayers];
-    for (int l = 0; l < (int) outputSizes.size(); l++) {
-        int inputs = (l == 0 ? numFeatures : outputSizes[l-1]), outputs = outputSizes[l];
-        vector<double> weights = force.getOutputLayerWeights(l), bias = force.getOutputLayerBias(l);
+    for (const CGMLDenseLayer& layer : weights.outputLayers) {
+        int inputs = layer.inputs, outputs = layer.outputs;
         layout.push_back(inputs);
         layout.push_back(outputs);
         layout.push_back(offset);
         layout.push_back(offset+inputs*outputs);
         layout.push_back(offset+2*inputs*outputs);
-        copy(weights.begin(), weights.end(), values.begin()+offset);
-        for (int i = 0; i < inputs; i++)
-            for (int o = 0; o < outputs; o++)
-                values[offset+inputs*outputs+o*inputs+i] = weights[i*outputs+o];
-        copy(bias.begin(), bias.end(), values.begin()+offset+2*inputs*outputs);
+        place(layer.weights, offset);
+        place(layer.transposedWeights(), offset+inputs*outputs);
+        place(layer.bias, offset+2*inputs*outputs);
         offset += 2*inputs*outputs+outputs;
     }
-    if (tablePoints > 0) {
+    if (weights.filterTable != nullptr) {
         // The opt-in fast mode: the filters' cubic Hermite table, built on the host as on every platform.
-        CGSchNetFilterTable table(force, tablePoints);
-        const vector<double>& coefficients = table.getCoefficients();
-        copy(coefficients.begin(), coefficients.end(), values.begin()+parameterOffsets[Table]);
-        values[ScalarTableInvSpacing] = 1.0/table.getSpacing();
+        place(weights.filterTable->getCoefficients(), parameterOffsets[Table]);
+        values[ScalarTableInvSpacing] = 1.0/weights.filterTable->getSpacing();
     }
     params.upload(values, true);
     outputLayout.upload(layout);
@@ -576,13 +557,7 @@ double CommonCalcCGSchNetForceKernel::execute(ContextImpl& context, bool include
     if (usePeriodic) {
         Vec3 a, b, c;
         cc.getPeriodicBoxVectors(a, b, c);
-        double minWidth = min(a[0], min(b[1], c[2]));
-        if (cutoff > 0.5*minWidth) {
-            stringstream msg;
-            msg << "CGSchNetForce: the cutoff (" << cutoff << " nm) is larger than half the smallest periodic box width ("
-                << minWidth << " nm, half of it " << 0.5*minWidth << " nm)";
-            throw OpenMMException(msg.str());
-        }
+        CGMLMath::checkCutoffFitsBox(cutoff, a, b, c);
     }
     if (numBeads == 0)
         return 0.0;
@@ -633,13 +608,10 @@ double CommonCalcCGSchNetForceKernel::execute(ContextImpl& context, bool include
 
 void CommonCalcCGSchNetForceKernel::copyParametersToContext(ContextImpl& context, const CGSchNetForce& force) {
     ContextSelector selector(cc);
-    // Before anything is replaced: a refused update leaves the Context with its old weights.
-    checkPrecisionRange(force);
-    uploadParameters(force);
-    bool recompile = (force.getActivation() != activation || force.getRBFType() != rbfType);
-    cutoff = force.getCutoff();
-    activation = force.getActivation();
-    rbfType = force.getRBFType();
-    if (recompile)
-        compileProgram();
+    // Before anything is replaced: a refused update leaves the Context with its old weights.  The
+    // activation and RBF form, compiled into the kernels, cannot change (CGSchNetForceImpl refuses it).
+    CGSchNetWeights weights(force);
+    checkPrecisionRange(weights);
+    uploadParameters(weights);
+    cutoff = weights.cutoff;
 }

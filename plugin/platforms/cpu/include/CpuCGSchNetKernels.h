@@ -3,6 +3,7 @@
 
 #include "CGSchNetKernels.h"
 #include "internal/CGSchNetTopology.h"
+#include "internal/CGSchNetWeights.h"
 #include "openmm/Platform.h"
 #include "openmm/Vec3.h"
 #include "openmm/cpu/CpuPlatform.h"
@@ -29,9 +30,10 @@ struct CpuCGSchNetMath;
  * are gathered per bead.  Every sum is computed by one thread in a fixed order, so forces are
  * deterministic and do not depend on the number of threads.
  *
- * The arithmetic is compiled for a baseline x86-64 and for AVX2+FMA; the AVX2 code is used when
- * the processor has it.  Setting the environment variable OPENMM_CGML_CPU_SIMD to "generic" when
- * a Context is created forces the baseline code.
+ * The weights are read through CGSchNetWeights and converted to float, packed for the matrix
+ * products (CpuCGSchNetMath.h).  The arithmetic is compiled for a baseline x86-64 and for
+ * AVX2+FMA; the AVX2 code is used when the processor has it.  Setting the environment variable
+ * OPENMM_CGML_CPU_SIMD to "generic" when a Context is created forces the baseline code.
  */
 class CpuCalcCGSchNetForceKernel : public CalcCGSchNetForceKernel {
 public:
@@ -43,9 +45,9 @@ public:
     /** The instruction set of the arithmetic in use ("CpuAvx2" or "CpuGeneric"). */
     const char* getInstructionSet() const;
 private:
-    struct Weights;
+    struct PackedWeights;
     struct Buffers;
-    void setParameters(const CGSchNetForce& force);
+    void setParameters(const CGSchNetWeights& weights);
     void findPairs(const std::vector<OpenMM::Vec3>& positions, const OpenMM::Vec3* boxVectors);
     void runThreads(bool derivatives);
     void threadWork(int thread, bool derivatives);
@@ -56,7 +58,7 @@ private:
     std::string scaleParameterName;
     bool usePeriodic;
     int numBeads;
-    std::unique_ptr<Weights> weights;
+    std::unique_ptr<PackedWeights> weights;
     std::unique_ptr<Buffers> buffers;
 };
 

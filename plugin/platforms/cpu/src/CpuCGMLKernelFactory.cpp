@@ -1,5 +1,6 @@
 #include "CGSchNetKernels.h"
 #include "CpuCGSchNetKernels.h"
+#include "internal/CGMLExport.h"
 #include "internal/CGMLPluginUtilities.h"
 #include "openmm/KernelFactory.h"
 #include "openmm/OpenMMException.h"
@@ -9,13 +10,6 @@
 
 using namespace OpenMM;
 using namespace OpenMMCGML;
-
-// Visibility of the entry points of libOpenMMCGMLCPU, which OpenMM's plugin loader looks up by name.
-#if defined(_MSC_VER)
-    #define OPENMM_CGML_CPU_ENTRY __declspec(dllexport)
-#else
-    #define OPENMM_CGML_CPU_ENTRY __attribute__((visibility("default")))
-#endif
 
 namespace OpenMMCGML {
 
@@ -34,10 +28,12 @@ public:
 
 } // namespace OpenMMCGML
 
-extern "C" OPENMM_CGML_CPU_ENTRY void registerPlatforms() {
+// The entry points that OpenMM's plugin loader looks up by name.
+
+extern "C" OPENMM_CGML_PLUGIN_ENTRY void registerPlatforms() {
 }
 
-extern "C" OPENMM_CGML_CPU_ENTRY void registerCGMLCpuKernelFactories() {
+extern "C" OPENMM_CGML_PLUGIN_ENTRY void registerCGMLCpuKernelFactories() {
     checkOpenMMVersion();
     Platform* platform;
     try {
@@ -50,6 +46,6 @@ extern "C" OPENMM_CGML_CPU_ENTRY void registerCGMLCpuKernelFactories() {
     platform->registerKernelFactory(CalcCGSchNetForceKernel::Name(), new CpuCGMLKernelFactory());
 }
 
-extern "C" OPENMM_CGML_CPU_ENTRY void registerKernelFactories() {
+extern "C" OPENMM_CGML_PLUGIN_ENTRY void registerKernelFactories() {
     registerCGMLCpuKernelFactories();
 }

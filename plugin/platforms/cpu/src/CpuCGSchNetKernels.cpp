@@ -1,7 +1,7 @@
 #include "CpuCGSchNetKernels.h"
 #include "CpuCGSchNetMath.h"
+#include "internal/CGMLMath.h"
 #include "internal/CGSchNetFilterTable.h"
-#include "internal/CGSchNetForceImpl.h"
 #include "openmm/OpenMMException.h"
 #include "openmm/internal/ContextImpl.h"
 #include "openmm/internal/ThreadPool.h"
@@ -146,7 +146,8 @@ void makeChunks(int count, int maxSize, int numThreads, int& numChunks, int& chu
 
 } // namespace
 
-struct CpuCalcCGSchNetForceKernel::Weights {
+/** The weights in float, packed for the matrix products (CpuCGSchNetMath.h), and the model that points at them. */
+struct CpuCalcCGSchNetForceKernel::PackedWeights {
     deque<AlignedFloats> arrays;
     vector<double> centers, widths;
     vector<CpuCGSchNetBlockWeights> blocks;
@@ -214,13 +215,14 @@ const char* CpuCalcCGSchNetForceKernel::getInstructionSet() const {
 }
 
 void CpuCalcCGSchNetForceKernel::initialize(const System& system, const CGSchNetForce& force) {
-    CGSchNetForceImpl::checkSinglePrecisionRange(force, "the CPU platform");
+    CGSchNetWeights forceWeights(force);
+    forceWeights.checkSinglePrecisionRange("the CPU platform");
     math = selectMath();
     topology = CGSchNetTopology::build(force, system.getNumParticles());
     numBeads = (int) topology.particles.size();
     scaleParameterName = force.getScaleParameterName();
     usePeriodic = force.usesPeriodicBoundaryConditions();
-    setParameters(force);
+    setParameters(forceWeights);
 
     buffers.reset(new Buffers());
     Buffers& b = *buffers;
@@ -258,65 +260,55 @@ void CpuCalcCGSchNetForceKernel::initialize(const System& system, const CGSchNet
     state.beadEnergy = b.beadEnergy.data();
 }
 
-void CpuCalcCGSchNetForceKernel::setParameters(const CGSchNetForce& force) {
-    unique_ptr<Weights> w(new Weights());
+void CpuCalcCGSchNetForceKernel::setParameters(const CGSchNetWeights& source) {
+    unique_ptr<PackedWeights> w(new PackedWeights());
     CpuCGSchNetModel& model = w->model;
-    const int F = force.getNumFeatures(), NF = force.getNumFilters(), K = force.getNumRBF();
-    const int L = force.getNumInteractionBlocks();
+    const int F = source.numFeatures, NF = source.numFilters, K = source.numRBF, L = source.getNumBlocks();
     model.numFeatures = F;
     model.numFilters = NF;
     model.numRBF = K;
     model.numBlocks = L;
-    model.numLayers = force.getNumOutputLayers();
-    model.activation = force.getActivation();
-    model.rbfType = force.getRBFType();
-    model.cutoff = force.getCutoff();
-    model.rbfLowerCutoff = force.getRBFLowerCutoff();
-    model.rbfAlpha = 5.0/(model.cutoff-model.rbfLowerCutoff);
-    w->centers = force.getRBFCenters();
-    w->widths = force.getRBFWidths();
+    model.numLayers = (int) source.outputLayers.size();
+    model.activation = source.activation;
+    model.rbfType = source.rbfType;
+    model.cutoff = source.cutoff;
+    model.rbfLowerCutoff = source.rbfLowerCutoff;
+    model.rbfAlpha = source.getRBFAlpha();
+    w->centers = source.rbfCenters;
+    w->widths = source.rbfWidths;
     model.rbfCenters = w->centers.data();
     model.rbfWidths = w->widths.data();
-    model.embedding = w->padRows(force.getEmbedding(), force.getNumTypes(), F);
-    for (int b = 0; b < L; b++) {
+    model.embedding = w->padRows(source.embedding, source.numTypes, F);
+    for (const CGSchNetWeights::Block& weightsOfBlock : source.blocks) {
         CpuCGSchNetBlockWeights block;
-        vector<double> A1 = force.getInteractionBlockArray(b, CGSchNetForce::FilterWeights1);
-        vector<double> A2 = force.getInteractionBlockArray(b, CGSchNetForce::FilterWeights2);
-        vector<double> B = force.getInteractionBlockArray(b, CGSchNetForce::MessageWeights);
-        vector<double> C1 = force.getInteractionBlockArray(b, CGSchNetForce::UpdateWeights1);
-        vector<double> C2 = force.getInteractionBlockArray(b, CGSchNetForce::UpdateWeights2);
-        block.A1 = w->pack(A1, K, NF, false);
-        block.A2 = w->pack(A2, NF, NF, false);
-        block.B = w->pack(B, F, NF, false);
-        block.BT = w->pack(B, F, NF, true);
-        block.C1 = w->pack(C1, NF, F, false);
-        block.C1T = w->pack(C1, NF, F, true);
-        block.C2 = w->pack(C2, F, F, false);
-        block.C2T = w->pack(C2, F, F, true);
-        block.a1 = w->padRows(force.getInteractionBlockArray(b, CGSchNetForce::FilterBias1), 1, NF);
-        block.a2 = w->padRows(force.getInteractionBlockArray(b, CGSchNetForce::FilterBias2), 1, NF);
-        block.c1 = w->padRows(force.getInteractionBlockArray(b, CGSchNetForce::UpdateBias1), 1, F);
-        block.c2 = w->padRows(force.getInteractionBlockArray(b, CGSchNetForce::UpdateBias2), 1, F);
+        block.A1 = w->pack(weightsOfBlock.filterWeights1, K, NF, false);
+        block.A2 = w->pack(weightsOfBlock.filterWeights2, NF, NF, false);
+        block.B = w->pack(weightsOfBlock.messageWeights, F, NF, false);
+        block.BT = w->pack(weightsOfBlock.messageWeights, F, NF, true);
+        block.C1 = w->pack(weightsOfBlock.updateWeights1, NF, F, false);
+        block.C1T = w->pack(weightsOfBlock.updateWeights1, NF, F, true);
+        block.C2 = w->pack(weightsOfBlock.updateWeights2, F, F, false);
+        block.C2T = w->pack(weightsOfBlock.updateWeights2, F, F, true);
+        block.a1 = w->padRows(weightsOfBlock.filterBias1, 1, NF);
+        block.a2 = w->padRows(weightsOfBlock.filterBias2, 1, NF);
+        block.c1 = w->padRows(weightsOfBlock.updateBias1, 1, F);
+        block.c2 = w->padRows(weightsOfBlock.updateBias2, 1, F);
         w->blocks.push_back(block);
     }
-    int inputs = F;
-    for (int l = 0; l < model.numLayers; l++) {
+    for (const CGMLDenseLayer& layerWeights : source.outputLayers) {
         CpuCGSchNetLayerWeights layer;
-        vector<double> weightsL = force.getOutputLayerWeights(l);
-        int outputs = force.getOutputLayerSize(l);
-        layer.W = w->pack(weightsL, inputs, outputs, false);
-        layer.WT = w->pack(weightsL, inputs, outputs, true);
-        layer.bias = w->padRows(force.getOutputLayerBias(l), 1, outputs);
+        layer.W = w->pack(layerWeights.weights, layerWeights.inputs, layerWeights.outputs, false);
+        layer.WT = w->pack(layerWeights.weights, layerWeights.inputs, layerWeights.outputs, true);
+        layer.bias = w->padRows(layerWeights.bias, 1, layerWeights.outputs);
         w->layers.push_back(layer);
-        inputs = outputs;
     }
     model.blocks = w->blocks.data();
     model.layers = w->layers.data();
     model.table = nullptr;
     model.tableIntervals = 0;
     model.tableInverseSpacing = 0.0;
-    if (force.getFilterTabulationPoints() > 0) {
-        CGSchNetFilterTable table(force, force.getFilterTabulationPoints());
+    if (source.filterTable != nullptr) {
+        const CGSchNetFilterTable& table = *source.filterTable;
         const int intervals = table.getNumIntervals(), NFP = cgmlPadded(NF);
         const vector<double>& coefficients = table.getCoefficients();
         float* data = w->allocate((size_t) L*intervals*4*NFP);
@@ -366,11 +358,8 @@ void CpuCalcCGSchNetForceKernel::findPairs(const vector<Vec3>& positions, const 
     b.pairCutoff.resize(P);
     b.pairCutoffDeriv.resize(P);
     b.pairEnergyDeriv.resize(P);
-    const double pi = 3.14159265358979323846;
-    for (int p = 0; p < P; p++) {
-        b.pairCutoff[p] = 0.5*(cos(pi*b.pairR[p]/cutoff)+1.0);
-        b.pairCutoffDeriv[p] = -0.5*(pi/cutoff)*sin(pi*b.pairR[p]/cutoff);
-    }
+    for (int p = 0; p < P; p++)
+        CGMLMath::cosineCutoff(b.pairR[p], cutoff, b.pairCutoff[p], b.pairCutoffDeriv[p]);
     // Each bead's pairs inside the cutoff, in the (sorted) order of its candidate list.
     for (int i = 0; i < numBeads; i++) {
         int count = 0, start = topology.neighborStart[i];
@@ -523,14 +512,8 @@ double CpuCalcCGSchNetForceKernel::execute(ContextImpl& context, bool includeFor
         return includeEnergy ? nan : 0.0;
     }
     const Vec3* box = (usePeriodic ? refData.periodicBoxVectors : nullptr);
-    if (box != nullptr) {
-        double width = min(box[0][0], min(box[1][1], box[2][2]));
-        if (weights->model.cutoff > 0.5*width) {
-            stringstream message;
-            message << "CGSchNetForce: the cutoff (" << weights->model.cutoff << " nm) is larger than half the periodic box width (" << width << " nm)";
-            throw OpenMMException(message.str());
-        }
-    }
+    if (box != nullptr)
+        CGMLMath::checkCutoffFitsBox(weights->model.cutoff, box[0], box[1], box[2]);
     findPairs(b.positions, box);
     const double scale = context.getParameter(scaleParameterName);
     b.state.scale = (float) scale;
@@ -548,7 +531,7 @@ void CpuCalcCGSchNetForceKernel::copyParametersToContext(ContextImpl& context, c
     if (buffers == nullptr)
         throw OpenMMException("CGSchNetForce: updateParametersInContext() called before the kernel was initialized");
     // Before anything is replaced: a refused update leaves the Context with its old weights.
-    CGSchNetForceImpl::checkSinglePrecisionRange(force, "the CPU platform");
-    setParameters(force);
-    usePeriodic = force.usesPeriodicBoundaryConditions();
+    CGSchNetWeights forceWeights(force);
+    forceWeights.checkSinglePrecisionRange("the CPU platform");
+    setParameters(forceWeights);
 }

@@ -4,7 +4,7 @@
 #include "openmm/OpenMMException.h"
 #include "openmm/Platform.h"
 #include "openmm/internal/ContextImpl.h"
-#include "openmm/internal/windowsExport.h"
+#include "internal/CGMLExport.h"
 #include "openmm/opencl/OpenCLContext.h"
 #include "openmm/opencl/OpenCLPlatform.h"
 
@@ -13,10 +13,10 @@ using namespace OpenMMCGML;
 
 // The entry points that OpenMM's plugin loader looks up by name.
 
-extern "C" OPENMM_EXPORT void registerPlatforms() {
+extern "C" OPENMM_CGML_PLUGIN_ENTRY void registerPlatforms() {
 }
 
-extern "C" OPENMM_EXPORT void registerCGMLOpenCLKernelFactories() {
+extern "C" OPENMM_CGML_PLUGIN_ENTRY void registerCGMLOpenCLKernelFactories() {
     checkOpenMMVersion();
     Platform* platform;
     try {
@@ -29,7 +29,7 @@ extern "C" OPENMM_EXPORT void registerCGMLOpenCLKernelFactories() {
     platform->registerKernelFactory(CalcCGSchNetForceKernel::Name(), new OpenCLCGMLKernelFactory());
 }
 
-extern "C" OPENMM_EXPORT void registerKernelFactories() {
+extern "C" OPENMM_CGML_PLUGIN_ENTRY void registerKernelFactories() {
     registerCGMLOpenCLKernelFactories();
 }
 

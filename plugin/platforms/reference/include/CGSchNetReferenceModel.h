@@ -2,70 +2,34 @@
 #define OPENMM_CGML_CGSCHNETREFERENCEMODEL_H_
 
 #include "CGSchNetForce.h"
-#include "internal/CGSchNetFilterTable.h"
 #include "internal/CGSchNetTopology.h"
+#include "internal/CGSchNetWeights.h"
 #include "openmm/Vec3.h"
 #include <memory>
 #include <vector>
 
-// Symbol visibility of the Reference kernel library (libOpenMMCGMLReference).
-#if defined(_MSC_VER)
-    #if defined(OPENMM_CGML_BUILDING_REFERENCE_LIBRARY)
-        #define OPENMM_EXPORT_CGML_REFERENCE __declspec(dllexport)
-    #else
-        #define OPENMM_EXPORT_CGML_REFERENCE __declspec(dllimport)
-    #endif
-#else
-    #define OPENMM_EXPORT_CGML_REFERENCE __attribute__((visibility("default")))
-#endif
-
 namespace OpenMMCGML {
 
 /**
- * The weights and scalar settings of a CGSchNet model, as plain arrays (row-major, inputs x outputs).
- */
-struct OPENMM_EXPORT_CGML_REFERENCE CGSchNetReferenceParameters {
-    /** The nine arrays of one interaction block, named as in CGSchNetForce::BlockArray. */
-    struct Block {
-        std::vector<double> filterWeights1, filterBias1, filterWeights2, filterBias2, messageWeights,
-                            updateWeights1, updateBias1, updateWeights2, updateBias2;
-    };
-    int numTypes = 0, numFeatures = 0, numFilters = 0, numRBF = 0;
-    double cutoff = 0.0;
-    CGSchNetForce::Activation activation = CGSchNetForce::ShiftedSoftplus;
-    CGSchNetForce::RBFType rbfType = CGSchNetForce::Gaussian;
-    std::vector<double> rbfCenters, rbfWidths;
-    double rbfLowerCutoff = 0.0;
-    /** numTypes x numFeatures */
-    std::vector<double> embedding;
-    std::vector<Block> blocks;
-    /** Layer l maps (previous width) -> outputBiases[l].size(); the last layer has one output. */
-    std::vector<std::vector<double> > outputWeights, outputBiases;
-    /**
-     * The tabulated filters of the fast mode, or NULL (the default) for the exact filters.  When
-     * set, the filters w0(r) and dw0/dr of every block are interpolated from it, and the filter
-     * weights and radial basis are not used.
-     */
-    std::shared_ptr<const CGSchNetFilterTable> filterTable;
-};
-
-/**
  * The exact CGSchNet function (energy and its analytic gradient by reverse-mode differentiation),
- * in double precision.  It knows nothing about Contexts, so every CPU-side platform can share it;
- * the caller gathers the bead positions and scatters the gradient.
+ * in double precision: the Reference platform's kernel, the correctness check for the other
+ * platforms.  It knows nothing about Contexts (the caller gathers the bead positions and scatters
+ * the gradient), so the C++ tests exercise it on its own.  With tabulated filters
+ * (CGSchNetWeights::filterTable) it interpolates w0(r) and dw0/dr from the table and does not use
+ * the filter weights and radial basis.
  */
-class OPENMM_EXPORT_CGML_REFERENCE CGSchNetReferenceModel {
+class CGSchNetReferenceModel {
 public:
     /**
-     * @param topology    the beads and candidate pairs; only particles, types and pairs are used
-     * @param parameters  the weights; their shapes are checked against each other and the topology
+     * @param topology  the beads and candidate pairs; only particles, types and pairs are used
+     * @param weights   the weights; their shapes are checked against each other and the topology
      */
-    CGSchNetReferenceModel(const CGSchNetTopology& topology, const CGSchNetReferenceParameters& parameters);
+    CGSchNetReferenceModel(const CGSchNetTopology& topology, const CGSchNetWeights& weights);
     /**
      * Replace the weights and scalar settings.  The shapes must match those given to the constructor.
      */
-    void setParameters(const CGSchNetReferenceParameters& parameters);
-    const CGSchNetReferenceParameters& getParameters() const {
+    void setParameters(const CGSchNetWeights& weights);
+    const CGSchNetWeights& getParameters() const {
         return params;
     }
     int getNumBeads() const {
@@ -91,13 +55,12 @@ public:
     double compute(const std::vector<OpenMM::Vec3>& positions, const OpenMM::Vec3* boxVectors, double scale,
                    bool includeGradient, double& outputSum, std::vector<OpenMM::Vec3>& gradient);
 private:
-    void checkShapes(const CGSchNetReferenceParameters& parameters) const;
     void activate(const double* x, double* result, int n) const;
     void activationDerivative(const double* x, double* result, int n) const;
     int numBeads;
     std::vector<int> particles, types;
     std::vector<std::pair<int, int> > candidatePairs;
-    CGSchNetReferenceParameters params;
+    CGSchNetWeights params;
     std::vector<int> layerWidths;
     // Workspace of the last evaluation, kept to avoid reallocation.  Pair quantities are for the
     // pairs inside the cutoff, in the order of pairI/pairJ.

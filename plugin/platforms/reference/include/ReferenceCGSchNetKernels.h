@@ -13,20 +13,17 @@
 namespace OpenMMCGML {
 
 /**
- * Evaluates a CGSchNetForce in double precision on the Reference platform.  It is the correctness
- * oracle for the other platforms, including the tabulated-filter mode.
+ * Evaluates a CGSchNetForce in double precision on the Reference platform, with
+ * CGSchNetReferenceModel.  It is the correctness check for the other platforms, including the
+ * tabulated-filter mode.
  */
-class OPENMM_EXPORT_CGML_REFERENCE ReferenceCalcCGSchNetForceKernel : public CalcCGSchNetForceKernel {
+class ReferenceCalcCGSchNetForceKernel : public CalcCGSchNetForceKernel {
 public:
     ReferenceCalcCGSchNetForceKernel(std::string name, const OpenMM::Platform& platform);
     ~ReferenceCalcCGSchNetForceKernel();
     void initialize(const OpenMM::System& system, const CGSchNetForce& force);
     double execute(OpenMM::ContextImpl& context, bool includeForces, bool includeEnergy);
     void copyParametersToContext(OpenMM::ContextImpl& context, const CGSchNetForce& force);
-    /**
-     * Copy the weights and scalar settings of a force into plain arrays.
-     */
-    static CGSchNetReferenceParameters extractParameters(const CGSchNetForce& force);
 private:
     CGSchNetTopology topology;
     std::unique_ptr<CGSchNetReferenceModel> model;

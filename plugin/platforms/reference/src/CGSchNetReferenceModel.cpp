@@ -1,4 +1,6 @@
 #include "CGSchNetReferenceModel.h"
+#include "internal/CGMLMath.h"
+#include "internal/CGSchNetFilterTable.h"
 #include "openmm/OpenMMException.h"
 #include "openmm/reference/ReferenceForce.h"
 #include <algorithm>
@@ -11,9 +13,6 @@ using namespace OpenMMCGML;
 using namespace std;
 
 namespace {
-
-const double LOG2 = 0.69314718055994530942;
-const double PI = 3.14159265358979323846;
 
 /** result = x M, for a row vector x of length in and a row-major in x out matrix M. */
 void rowTimesMatrix(const double* x, const double* matrix, int in, int out, double* result) {
@@ -38,143 +37,45 @@ void rowTimesTranspose(const double* d, const double* matrix, int in, int out, d
     }
 }
 
-/** The logistic function, without overflow for large |x|. */
-double sigmoid(double x) {
-    if (x >= 0.0)
-        return 1.0/(1.0+exp(-x));
-    double e = exp(x);
-    return e/(1.0+e);
-}
-
-void checkSize(const vector<double>& array, size_t expected, const string& what) {
-    if (array.size() != expected) {
-        stringstream message;
-        message << "CGSchNetForce: " << what << " has " << array.size() << " values, expected " << expected;
-        throw OpenMMException(message.str());
-    }
-}
-
 } // namespace
 
-CGSchNetReferenceModel::CGSchNetReferenceModel(const CGSchNetTopology& topology, const CGSchNetReferenceParameters& parameters) :
+CGSchNetReferenceModel::CGSchNetReferenceModel(const CGSchNetTopology& topology, const CGSchNetWeights& weights) :
         numBeads((int) topology.particles.size()), particles(topology.particles), types(topology.types), candidatePairs(topology.pairs) {
     if (types.size() != particles.size())
         throw OpenMMException("CGSchNetForce: the number of bead types does not match the number of particles");
     for (const pair<int, int>& p : candidatePairs)
         if (p.first < 0 || p.second < 0 || p.first >= numBeads || p.second >= numBeads || p.first == p.second)
             throw OpenMMException("CGSchNetForce: the pair list refers to an invalid bead");
-    checkShapes(parameters);
+    weights.validate();
     for (int type : types)
-        if (type < 0 || type >= parameters.numTypes)
+        if (type < 0 || type >= weights.numTypes)
             throw OpenMMException("CGSchNetForce: a bead type is out of range");
-    params = parameters;
+    params = weights;
     layerWidths.clear();
     layerWidths.push_back(params.numFeatures);
-    for (const vector<double>& bias : params.outputBiases)
-        layerWidths.push_back((int) bias.size());
+    for (const CGMLDenseLayer& layer : params.outputLayers)
+        layerWidths.push_back(layer.outputs);
 }
 
-void CGSchNetReferenceModel::checkShapes(const CGSchNetReferenceParameters& p) const {
-    if (p.numTypes <= 0 || p.numFeatures <= 0 || p.numFilters <= 0 || p.numRBF <= 0)
-        throw OpenMMException("CGSchNetForce: numTypes, numFeatures, numFilters and numRBF must be positive");
-    if (!(p.cutoff > 0.0))
-        throw OpenMMException("CGSchNetForce: the cutoff must be positive");
-    if (p.rbfType == CGSchNetForce::ExpNormal && !(p.rbfLowerCutoff >= 0.0 && p.rbfLowerCutoff < p.cutoff))
-        throw OpenMMException("CGSchNetForce: the RBF lower cutoff must satisfy 0 <= lower cutoff < cutoff");
-    const size_t F = p.numFeatures, NF = p.numFilters, K = p.numRBF;
-    checkSize(p.rbfCenters, K, "the list of RBF centers");
-    checkSize(p.rbfWidths, K, "the list of RBF widths");
-    checkSize(p.embedding, p.numTypes*F, "the embedding");
-    for (const CGSchNetReferenceParameters::Block& block : p.blocks) {
-        checkSize(block.filterWeights1, K*NF, "FilterWeights1");
-        checkSize(block.filterBias1, NF, "FilterBias1");
-        checkSize(block.filterWeights2, NF*NF, "FilterWeights2");
-        checkSize(block.filterBias2, NF, "FilterBias2");
-        checkSize(block.messageWeights, F*NF, "MessageWeights");
-        checkSize(block.updateWeights1, NF*F, "UpdateWeights1");
-        checkSize(block.updateBias1, F, "UpdateBias1");
-        checkSize(block.updateWeights2, F*F, "UpdateWeights2");
-        checkSize(block.updateBias2, F, "UpdateBias2");
-    }
-    if (p.outputWeights.empty() || p.outputWeights.size() != p.outputBiases.size())
-        throw OpenMMException("CGSchNetForce: the output network must have at least one layer");
-    size_t inputs = F;
-    for (size_t l = 0; l < p.outputWeights.size(); l++) {
-        size_t outputs = p.outputBiases[l].size();
-        if (outputs == 0)
-            throw OpenMMException("CGSchNetForce: an output layer has no outputs");
-        checkSize(p.outputWeights[l], inputs*outputs, "the weights of an output layer");
-        inputs = outputs;
-    }
-    if (inputs != 1)
-        throw OpenMMException("CGSchNetForce: the last output layer must have exactly one output");
-    if (p.filterTable != NULL && (p.filterTable->getNumBlocks() != (int) p.blocks.size() ||
-            p.filterTable->getNumFilters() != p.numFilters || p.filterTable->getCutoff() != p.cutoff))
-        throw OpenMMException("CGSchNetForce: the filter table does not match the weights");
-}
-
-void CGSchNetReferenceModel::setParameters(const CGSchNetReferenceParameters& parameters) {
-    checkShapes(parameters);
-    if (parameters.numTypes != params.numTypes || parameters.numFeatures != params.numFeatures ||
-            parameters.numFilters != params.numFilters || parameters.numRBF != params.numRBF ||
-            parameters.blocks.size() != params.blocks.size() || parameters.outputBiases.size() != params.outputBiases.size())
+void CGSchNetReferenceModel::setParameters(const CGSchNetWeights& weights) {
+    weights.validate();
+    if (!weights.hasSameShape(params))
         throw OpenMMException("CGSchNetForce: the shapes of the weights cannot change after a Context is created");
-    for (size_t l = 0; l < parameters.outputBiases.size(); l++)
-        if ((int) parameters.outputBiases[l].size() != layerWidths[l+1])
-            throw OpenMMException("CGSchNetForce: the shapes of the weights cannot change after a Context is created");
-    params = parameters;
+    params = weights;
 }
 
 void CGSchNetReferenceModel::checkPeriodicBox(const Vec3* boxVectors) const {
-    double width = min(boxVectors[0][0], min(boxVectors[1][1], boxVectors[2][2]));
-    if (params.cutoff > 0.5*width) {
-        stringstream message;
-        message << "CGSchNetForce: the cutoff (" << params.cutoff << " nm) is larger than half the periodic box width (" << width << " nm)";
-        throw OpenMMException(message.str());
-    }
+    CGMLMath::checkCutoffFitsBox(params.cutoff, boxVectors[0], boxVectors[1], boxVectors[2]);
 }
 
 void CGSchNetReferenceModel::activate(const double* x, double* result, int n) const {
-    switch (params.activation) {
-        case CGSchNetForce::ShiftedSoftplus:
-            // softplus(x) - ln 2, written so that neither branch overflows.
-            for (int i = 0; i < n; i++)
-                result[i] = max(x[i], 0.0) + log1p(exp(-fabs(x[i]))) - LOG2;
-            break;
-        case CGSchNetForce::Tanh:
-            for (int i = 0; i < n; i++)
-                result[i] = tanh(x[i]);
-            break;
-        case CGSchNetForce::SiLU:
-            for (int i = 0; i < n; i++)
-                result[i] = x[i]*sigmoid(x[i]);
-            break;
-        default:
-            throw OpenMMException("CGSchNetForce: unknown activation");
-    }
+    for (int i = 0; i < n; i++)
+        result[i] = CGMLMath::activation(params.activation, x[i]);
 }
 
 void CGSchNetReferenceModel::activationDerivative(const double* x, double* result, int n) const {
-    switch (params.activation) {
-        case CGSchNetForce::ShiftedSoftplus:
-            for (int i = 0; i < n; i++)
-                result[i] = sigmoid(x[i]);
-            break;
-        case CGSchNetForce::Tanh:
-            for (int i = 0; i < n; i++) {
-                double t = tanh(x[i]);
-                result[i] = 1.0-t*t;
-            }
-            break;
-        case CGSchNetForce::SiLU:
-            for (int i = 0; i < n; i++) {
-                double s = sigmoid(x[i]);
-                result[i] = s+x[i]*s*(1.0-s);
-            }
-            break;
-        default:
-            throw OpenMMException("CGSchNetForce: unknown activation");
-    }
+    for (int i = 0; i < n; i++)
+        result[i] = CGMLMath::activationDerivative(params.activation, x[i]);
 }
 
 double CGSchNetReferenceModel::compute(const vector<Vec3>& positions, const Vec3* boxVectors, double scale,
@@ -196,7 +97,7 @@ double CGSchNetReferenceModel::compute(const vector<Vec3>& positions, const Vec3
         }
     const int N = numBeads, F = params.numFeatures, NF = params.numFilters, K = params.numRBF;
     const int numBlocks = (int) params.blocks.size();
-    const int numLayers = (int) params.outputWeights.size();
+    const int numLayers = (int) params.outputLayers.size();
     const double cutoff = params.cutoff;
     const CGSchNetFilterTable* table = params.filterTable.get();
 
@@ -228,29 +129,15 @@ double CGSchNetReferenceModel::compute(const vector<Vec3>& positions, const Vec3
     pairCutoffDeriv.resize(P);
     pairRBF.resize(P*K);
     pairRBFDeriv.resize(P*K);
-    const double alpha = 5.0/(cutoff-params.rbfLowerCutoff);
+    const double alpha = params.getRBFAlpha();
     for (int p = 0; p < P; p++) {
         double r = pairR[p];
-        pairCutoff[p] = 0.5*(cos(PI*r/cutoff)+1.0);
-        pairCutoffDeriv[p] = -0.5*(PI/cutoff)*sin(PI*r/cutoff);
+        CGMLMath::cosineCutoff(r, cutoff, pairCutoff[p], pairCutoffDeriv[p]);
         if (table != NULL)
             continue;  // the tabulated filters need no radial basis
-        for (int k = 0; k < K; k++) {
-            double mu = params.rbfCenters[k], gamma = params.rbfWidths[k];
-            if (params.rbfType == CGSchNetForce::Gaussian) {
-                double d = r-mu;
-                double e = exp(-gamma*d*d);
-                pairRBF[p*K+k] = e;
-                pairRBFDeriv[p*K+k] = -2.0*gamma*d*e;
-            }
-            else {
-                double v = exp(-alpha*(r-params.rbfLowerCutoff));
-                double d = v-mu;
-                double e = exp(-gamma*d*d);
-                pairRBF[p*K+k] = e;
-                pairRBFDeriv[p*K+k] = -2.0*gamma*d*e*(-alpha*v);
-            }
-        }
+        for (int k = 0; k < K; k++)
+            CGMLMath::radialBasis(params.rbfType, r, params.rbfCenters[k], params.rbfWidths[k], params.rbfLowerCutoff, alpha,
+                                  pairRBF[p*K+k], pairRBFDeriv[p*K+k]);
     }
 
     // Forward pass, keeping what the backward pass needs: per block the filter pre-activation q
@@ -267,7 +154,7 @@ double CGSchNetReferenceModel::compute(const vector<Vec3>& positions, const Vec3
     blockZ.resize(numBlocks);
     vector<double> act(max(NF, F)), message(N*NF), filter(NF);
     for (int b = 0; b < numBlocks; b++) {
-        const CGSchNetReferenceParameters::Block& block = params.blocks[b];
+        const CGSchNetWeights::Block& block = params.blocks[b];
         vector<double>& q = blockQ[b];
         vector<double>& w0 = blockW0[b];
         vector<double>& y = blockY[b];
@@ -323,9 +210,9 @@ double CGSchNetReferenceModel::compute(const vector<Vec3>& positions, const Vec3
         int in = layerWidths[l], out = layerWidths[l+1];
         layerPre[l].resize(N*out);
         for (int i = 0; i < N; i++) {
-            rowTimesMatrix(&layerInput[l][i*in], &params.outputWeights[l][0], in, out, &layerPre[l][i*out]);
+            rowTimesMatrix(&layerInput[l][i*in], &params.outputLayers[l].weights[0], in, out, &layerPre[l][i*out]);
             for (int o = 0; o < out; o++)
-                layerPre[l][i*out+o] += params.outputBiases[l][o];
+                layerPre[l][i*out+o] += params.outputLayers[l].bias[o];
         }
         if (l+1 < numLayers) {
             layerInput[l+1].resize(N*out);
@@ -347,7 +234,7 @@ double CGSchNetReferenceModel::compute(const vector<Vec3>& positions, const Vec3
         int in = layerWidths[l], out = layerWidths[l+1];
         din.resize(N*in);
         for (int i = 0; i < N; i++)
-            rowTimesTranspose(&dout[i*out], &params.outputWeights[l][0], in, out, &din[i*in]);
+            rowTimesTranspose(&dout[i*out], &params.outputLayers[l].weights[0], in, out, &din[i*in]);
         if (l > 0) {
             deriv.resize(N*in);
             for (int i = 0; i < N; i++)
@@ -364,7 +251,7 @@ double CGSchNetReferenceModel::compute(const vector<Vec3>& positions, const Vec3
     pairEnergyDeriv.assign(P, 0.0);
     vector<double> dz(F), dact(max(F, NF)), dm(N*NF), dy(N*NF), dW(NF), dw0(NF), dq(NF), de(K), gB(F);
     for (int b = numBlocks-1; b >= 0; b--) {
-        const CGSchNetReferenceParameters::Block& block = params.blocks[b];
+        const CGSchNetWeights::Block& block = params.blocks[b];
         const vector<double>& q = blockQ[b];
         const vector<double>& w0 = blockW0[b];
         const vector<double>& y = blockY[b];

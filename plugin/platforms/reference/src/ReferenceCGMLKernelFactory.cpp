@@ -1,5 +1,6 @@
 #include "ReferenceCGMLKernelFactory.h"
 #include "ReferenceCGSchNetKernels.h"
+#include "internal/CGMLExport.h"
 #include "internal/CGMLPluginUtilities.h"
 #include "openmm/OpenMMException.h"
 #include "openmm/Platform.h"
@@ -8,12 +9,11 @@
 using namespace OpenMM;
 using namespace OpenMMCGML;
 
-// The entry points that OpenMM's plugin loader looks up by name; they must stay visible even when
-// the library is built with hidden symbols.
-extern "C" OPENMM_EXPORT_CGML_REFERENCE void registerPlatforms() {
+// The entry points that OpenMM's plugin loader looks up by name.
+extern "C" OPENMM_CGML_PLUGIN_ENTRY void registerPlatforms() {
 }
 
-extern "C" OPENMM_EXPORT_CGML_REFERENCE void registerCGMLReferenceKernelFactories() {
+extern "C" OPENMM_CGML_PLUGIN_ENTRY void registerCGMLReferenceKernelFactories() {
     checkOpenMMVersion();
     Platform* platform;
     try {
@@ -26,7 +26,7 @@ extern "C" OPENMM_EXPORT_CGML_REFERENCE void registerCGMLReferenceKernelFactorie
     platform->registerKernelFactory(CalcCGSchNetForceKernel::Name(), factory);
 }
 
-extern "C" OPENMM_EXPORT_CGML_REFERENCE void registerKernelFactories() {
+extern "C" OPENMM_CGML_PLUGIN_ENTRY void registerKernelFactories() {
     registerCGMLReferenceKernelFactories();
 }
 
