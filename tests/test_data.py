@@ -476,3 +476,83 @@ def test_atomic_write_keeps_the_old_file_when_the_writer_is_killed(tmp_path):
     with pytest.raises(ValueError, match="mode must be"):
         with _atomic.atomic_write(path, "a") as handle:
             pass
+
+
+# ----------------------------------------------------------------------------------- the split
+
+
+def test_split_by_trajectory():
+    from openmmcgml.data import index_ranges, ranges_to_indices, split_by_trajectory
+
+    t = np.repeat([5, 6, 7, 8, 9], 3)
+    train, val, held = split_by_trajectory(t, 0.4, seed=0)
+    assert len(held) == 2 and set(t[val]) == set(held) and not set(t[train]) & set(held)
+    assert np.array_equal(np.sort(np.concatenate([train, val])), np.arange(len(t)))
+    assert split_by_trajectory(t, 0.4, seed=0)[2] == held  # reproducible
+    train, val, held = split_by_trajectory(t, validation_trajectories=[9])
+    assert held == [9] and list(val) == [12, 13, 14]
+    with pytest.raises(ValueError, match="not in the data"):
+        split_by_trajectory(t, validation_trajectories=[1])
+    with pytest.raises(ValueError, match="none is left"):
+        split_by_trajectory(t, validation_trajectories=[5, 6, 7, 8, 9])
+    with pytest.warns(UserWarning, match="single trajectory"):
+        train, val, held = split_by_trajectory(np.zeros(10, dtype=int), 0.2)
+    assert list(val) == [8, 9] and held == []
+    # a Trajectory splits the same way
+    frames = Trajectory(np.zeros((15, 2, 3)), trajectory=t)
+    train_frames, val_frames = frames.split(0.4, seed=0)
+    assert sorted(set(val_frames.trajectory.tolist())) == split_by_trajectory(t, 0.4, seed=0)[2]
+    assert len(train_frames) == 9 and train_frames.source is None
+    # validation frames written compactly and read back
+    for indices in ([], [3], [0, 1, 2, 7, 8, 20], list(range(100))):
+        assert ranges_to_indices(index_ranges(indices)).tolist() == indices
+    assert index_ranges([0, 1, 2, 7, 8, 20]) == [[0, 3], [7, 9], [20, 21]]
+    with pytest.raises(ValueError, match="ascending"):
+        index_ranges([3, 1])
+
+
+def test_one_reader_for_hand_written_and_cg_files(tmp_path):
+    """Plain-h5py files with only coordinates and forces read, with the defaults of the absent
+    per-frame datasets; bead lists of the wrong length, broken JSON and a wrong resolution are
+    named; appending needs the whole layout; a stride thins the frames and is recorded."""
+    import json
+
+    path = tmp_path / "hand.h5"
+    with h5py.File(path, "w") as handle:
+        handle.attrs.update({"format": "openmm-cgml-trajectory", "resolution": "coarse-grained",
+                             "bead_names": json.dumps(["A", "B"])})
+        handle["coordinates"] = np.arange(24, dtype=np.float32).reshape(4, 2, 3)
+        handle["forces"] = np.ones((4, 2, 3), dtype=np.float32)
+    with pytest.warns(UserWarning, match="no trajectory dataset; all frames count as one trajectory"):
+        frames = read_trajectory(path, frames=slice(None, None, 2), resolution="coarse-grained")
+    assert frames.n_frames == 2 and frames.trajectory.tolist() == [0, 0] and frames.step.tolist() == [0, 2]
+    assert np.isnan(frames.potential_energy).all() and frames.coordinates[1, 0, 0] == 12.0
+    assert frames.source == {"path": os.path.abspath(path), "stride": 2}
+    with pytest.warns(UserWarning, match="no trajectory dataset"):
+        assert read_trajectory(path, frames=[3, 1], resolution="coarse-grained").source["stride"] is None
+    with pytest.raises(ValueError, match="a stride must be a positive integer"):
+        read_trajectory(path, frames=slice(None, None, -1))
+    with pytest.raises(ValueError, match="lacks the dataset"):
+        append_frames(path, np.zeros((1, 2, 3)), np.zeros((1, 2, 3)))
+    with pytest.raises(ValueError, match=r"has resolution 'coarse-grained'; this needs an all-atom dataset"):
+        read_trajectory(path, resolution="all-atom")
+    with h5py.File(path, "r+") as handle:
+        handle.attrs["bead_names"] = json.dumps(["A", "B", "C"])
+    with pytest.raises(ValueError, match="attribute bead_names lists 3 beads but the coordinates have 2"):
+        read_trajectory(path)
+    with h5py.File(path, "r+") as handle:
+        handle.attrs["bead_names"] = "[broken"
+    with pytest.raises(ValueError, match="attribute 'bead_names' is not valid JSON"):
+        read_trajectory(path)
+    with pytest.raises(ValueError, match=r"dataset .*a-folder is a directory"):
+        os.mkdir(tmp_path / "a-folder")
+        read_trajectory(tmp_path / "a-folder")
+
+
+def test_data_layer_docstring_examples():
+    import doctest
+
+    from openmmcgml.data import split, trajectory
+
+    for module in (trajectory, split):
+        assert doctest.testmod(module, optionflags=doctest.ELLIPSIS).failed == 0, module.__name__

@@ -1,4 +1,5 @@
-"""Force matching: recovery of a known CG potential, splitting, checkpoints and resume, bad input."""
+"""Force matching: recovery of a known CG potential, checkpoints and resume, callbacks, the model it
+returns, bad input."""
 
 import csv
 import math
@@ -16,10 +17,12 @@ import torch
 from openmm import unit
 
 from openmmcgml.cgmodel import CGModel
+from openmmcgml.data import Trajectory, TrajectoryMetadata, ranges_to_indices, read_trajectory
+from openmmcgml.estimator import Callback, ProgressBar, TrainingCheckpoint
 from openmmcgml.models import CGSchNet
 from openmmcgml.priors import (BOLTZMANN, DihedralMap, HarmonicAngles, HarmonicBonds, PriorSet, Repulsion, angle_list,
                                chain_bonds, dihedral_map_modes, dihedral_pairs, repulsion_pairs)
-from openmmcgml.training import ForceMatching, check_force_data, plot_loss_curve, read_cg_dataset, split_by_trajectory
+from openmmcgml.training import ForceMatching, check_force_data, plot_loss_curve
 
 T = 300.0
 N_BEADS = 5
@@ -111,7 +114,7 @@ def test_synthetic_recovery(synthetic):
     student = CGSchNet(**ARCHITECTURE)
     start = time.perf_counter()
     fm = ForceMatching(student, synthetic["priors"], BEAD_TYPES, lr=3e-3, batch_size=32, max_epochs=25, patience=8,
-                       lr_patience=2, validation_trajectories=[3], progress=False, num_threads=1)
+                       lr_patience=2, validation_trajectories=[3], num_threads=1)
     fm.fit(x, noisy, runs)
     elapsed = time.perf_counter() - start
     validation = runs == 3
@@ -137,34 +140,17 @@ def test_float64_and_noise_free_score(synthetic):
     x, runs, exact = synthetic["coordinates"][::4], synthetic["runs"][::4], synthetic["exact"][::4]
     torch.manual_seed(3)
     fm = ForceMatching(CGSchNet(**ARCHITECTURE), synthetic["priors"], BEAD_TYPES, lr=3e-3, max_epochs=3,
-                       dtype="float64", progress=False, num_threads=1)
+                       dtype="float64", num_threads=1)
     fm.fit(x, exact, runs)
     assert next(fm.model.parameters()).dtype == torch.float64
     assert fm.score(x, exact) < np.mean((exact - synthetic["priors"].energy_and_forces(x)[1].numpy()) ** 2)
     assert len(fm.validation_trajectories_) == 1
 
 
-def test_split_by_trajectory():
-    t = np.repeat([5, 6, 7, 8, 9], 3)
-    train, val, held = split_by_trajectory(t, 0.4, seed=0)
-    assert len(held) == 2 and set(t[val]) == set(held) and not set(t[train]) & set(held)
-    assert np.array_equal(np.sort(np.concatenate([train, val])), np.arange(len(t)))
-    assert split_by_trajectory(t, 0.4, seed=0)[2] == held  # reproducible
-    train, val, held = split_by_trajectory(t, validation_trajectories=[9])
-    assert held == [9] and list(val) == [12, 13, 14]
-    with pytest.raises(ValueError, match="not in the data"):
-        split_by_trajectory(t, validation_trajectories=[1])
-    with pytest.raises(ValueError, match="none is left"):
-        split_by_trajectory(t, validation_trajectories=[5, 6, 7, 8, 9])
-    with pytest.warns(UserWarning, match="single trajectory"):
-        train, val, held = split_by_trajectory(np.zeros(10, dtype=int), 0.2)
-    assert list(val) == [8, 9] and held == []
-
-
 def test_bad_input(tmp_path):
     priors = chain_priors()
     model = CGSchNet(**ARCHITECTURE)
-    fm = ForceMatching(model, priors, BEAD_TYPES, max_epochs=1, progress=False)
+    fm = ForceMatching(model, priors, BEAD_TYPES, max_epochs=1)
     x = np.zeros((10, 5, 3))
     with pytest.raises(ValueError, match=r"forces have shape \(10, 4, 3\) but coordinates have shape \(10, 5, 3\)"):
         fm.fit(x, np.zeros((10, 4, 3)))
@@ -197,14 +183,16 @@ def test_bad_input(tmp_path):
     with pytest.raises(ValueError, match=r"forces have shape \(4, 6, 3\) but coordinates have shape \(4, 5, 3\)"):
         fm.fit(str(path))
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        read_cg_dataset(tmp_path / "missing.h5")
+        read_trajectory(tmp_path / "missing.h5", resolution="coarse-grained")
     (tmp_path / "junk.h5").write_bytes(b"not hdf5")
     with pytest.raises(ValueError, match="not a readable HDF5"):
-        read_cg_dataset(tmp_path / "junk.h5")
+        read_trajectory(tmp_path / "junk.h5", resolution="coarse-grained")
     with h5py.File(tmp_path / "aa.h5", "w") as handle:
         handle.attrs["resolution"] = "all-atom"
     with pytest.raises(ValueError, match="needs a coarse-grained"):
-        read_cg_dataset(tmp_path / "aa.h5")
+        read_trajectory(tmp_path / "aa.h5", resolution="coarse-grained")
+    with pytest.raises(ValueError, match="needs a coarse-grained"):
+        fm.fit(str(tmp_path / "aa.h5"))
     with pytest.raises(ValueError, match="must agree"):
         check_force_data(x, x[:, :, :2])
 
@@ -230,14 +218,14 @@ RESUME_SCRIPT = textwrap.dedent("""
     import sys, numpy as np, torch
     from openmmcgml.models import CGSchNet
     from openmmcgml.priors import PriorSet
-    from openmmcgml.training import ForceMatching
+    from openmmcgml.training import ForceMatching, TrainingCheckpoint
     data = np.load(sys.argv[1])
     torch.manual_seed(5)
     model = CGSchNet(n_types=3, n_features=16, n_filters=16, n_rbf=12, n_interactions=1, cutoff=1.0,
                      output_hidden=(16,))
     priors = PriorSet.load(sys.argv[2])
     ForceMatching(model, priors, [0, 1, 2, 1, 0], lr=3e-3, max_epochs=int(sys.argv[4]), patience=None, batch_size=16,
-                  checkpoint_dir=sys.argv[3], progress=False, num_threads=1).fit(data["x"], data["f"], data["t"])
+                  num_threads=1).fit(data["x"], data["f"], data["t"], callbacks=[TrainingCheckpoint(sys.argv[3])])
 """)
 
 
@@ -275,20 +263,19 @@ def test_kill_and_resume_loses_no_epoch(synthetic, tmp_path):
     assert saved >= 3
     total = saved + 3
 
-    def trainer(checkpoint_dir):
+    def trainer():
         torch.manual_seed(5)
         model = CGSchNet(**ARCHITECTURE)
         return ForceMatching(model, synthetic["priors"], BEAD_TYPES, lr=3e-3, max_epochs=total, patience=None,
-                             batch_size=16, checkpoint_dir=checkpoint_dir, progress=False, num_threads=1)
+                             batch_size=16, num_threads=1)
 
     epochs_seen = []
-    resumed = trainer(folder)
-    resumed.progress = lambda record: epochs_seen.append(record["epoch"])
-    resumed.fit(x, f, runs)
+    resumed = trainer()
+    resumed.fit(x, f, runs, callbacks=[TrainingCheckpoint(folder), lambda record: epochs_seen.append(record["epoch"])])
     assert epochs_seen == list(range(saved + 1, total + 1))  # only the missing epochs ran
     assert [r["epoch"] for r in resumed.history_] == list(range(1, total + 1))
 
-    straight = trainer(tmp_path / "straight").fit(x, f, runs)
+    straight = trainer().fit(x, f, runs, callbacks=[TrainingCheckpoint(tmp_path / "straight")])
     for a, b in zip(resumed.history_, straight.history_):
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-6)
         assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-6)
@@ -301,30 +288,30 @@ def test_kill_and_resume_loses_no_epoch(synthetic, tmp_path):
     assert (folder / "loss.png").stat().st_size > 1000
 
     # a finished run called again does nothing more; other data or settings are refused
-    again = trainer(folder).fit(x, f, runs)
+    again = trainer().fit(x, f, runs, callbacks=[TrainingCheckpoint(folder)])
     assert len(again.history_) == total
     with pytest.raises(ValueError, match="different data"):
-        trainer(folder).fit(x[:-1], f[:-1], runs[:-1])
-    changed = trainer(folder)
+        trainer().fit(x[:-1], f[:-1], runs[:-1], callbacks=[TrainingCheckpoint(folder)])
+    changed = trainer()
     changed.lr = 1e-2
     with pytest.raises(ValueError, match=r"different settings \(lr\)"):
-        changed.fit(x, f, runs)
-    fresh = trainer(folder)
-    fresh.resume, fresh.max_epochs = False, 1
-    assert len(fresh.fit(x, f, runs).history_) == 1
+        changed.fit(x, f, runs, callbacks=[TrainingCheckpoint(folder)])
+    fresh = trainer()
+    fresh.max_epochs = 1
+    assert len(fresh.fit(x, f, runs, callbacks=[TrainingCheckpoint(folder, resume=False)]).history_) == 1
 
 
 def test_fit_from_hdf5_with_progress_and_schedules(synthetic, tmp_path, capsys):
     x, runs = synthetic["coordinates"][::10], synthetic["runs"][::10]
     path = write_dataset(tmp_path / "cg.h5", x, synthetic["exact"][::10], runs)
-    data = read_cg_dataset(path)
-    assert data["bead_names"] == ["C", "N", "CA", "C", "N"] and data["masses"] == [12.0, 14.0, 12.0, 12.0, 14.0]
-    assert data["coordinates"].dtype == np.float32 and data["trajectory"].dtype == np.int64
-    assert read_cg_dataset(path, stride=2)["n_frames"] == len(x[::2])
+    data = read_trajectory(path, resolution="coarse-grained")
+    assert data.metadata.bead_names == ["C", "N", "CA", "C", "N"] and data.masses.tolist() == [12.0, 14.0, 12.0, 12.0, 14.0]
+    assert data.coordinates.dtype == np.float32 and data.trajectory.dtype == np.int64
+    assert read_trajectory(path, frames=slice(None, None, 2), resolution="coarse-grained").n_frames == len(x[::2])
     for schedule in ("exponential", "cosine", "constant"):
         fm = ForceMatching(CGSchNet(**ARCHITECTURE), synthetic["priors"], BEAD_TYPES, max_epochs=2,
-                           lr_schedule=schedule, lr_factor=0.5, progress=True, num_threads=1)
-        fm.fit(str(path))
+                           lr_schedule=schedule, lr_factor=0.5, num_threads=1)
+        fm.fit(str(path), callbacks=[ProgressBar()])
         lrs = [r["lr"] for r in fm.history_]
         assert len(lrs) == 2
         if schedule == "exponential":
@@ -335,8 +322,7 @@ def test_fit_from_hdf5_with_progress_and_schedules(synthetic, tmp_path, capsys):
             assert lrs[1] == lrs[0]
     assert "force matching" in capsys.readouterr().err  # the tqdm bar
     with pytest.raises(ValueError, match="bead types"):
-        ForceMatching(CGSchNet(**ARCHITECTURE), synthetic["priors"], [0, 0, 0, 0, 0], max_epochs=1,
-                      progress=False).fit(str(path))
+        ForceMatching(CGSchNet(**ARCHITECTURE), synthetic["priors"], [0, 0, 0, 0, 0], max_epochs=1).fit(str(path))
 
     import matplotlib
 
@@ -416,15 +402,14 @@ def test_dihedral_map_learns_what_a_distance_network_cannot():
     for order in (0, 1):
         torch.manual_seed(3)
         fm = ForceMatching(CGSchNet(**ARCHITECTURE), priors, BEAD_TYPES, lr=3e-3, batch_size=32, max_epochs=12,
-                           patience=None, validation_trajectories=[3], progress=False, num_threads=1,
-                           dihedral_map=order)
+                           patience=None, validation_trajectories=[3], num_threads=1, dihedral_map=order)
         fm.fit(x, noisy, runs)
         losses[order] = fm.best_val_loss_
     assert fm.map_modes == modes and fm.map_pairs.tolist() == [[0, 1, 2, 3, 4]]
     cos, sin = fm.dihedral_map_coefficients_
     np.testing.assert_allclose(sin, true_sin, atol=1.0)
     assert losses[1] < losses[0] - 1.0, losses  # noise variance 25: the odd part is what was missing
-    cg = fm.to_cgmodel(masses=[110.0] * N_BEADS)
+    cg = fm.fetch_model(masses=[110.0] * N_BEADS)
     assert cg.priors["dihedral_map"].order == 1 and cg.metadata["force_matching"]["settings"]["dihedral_map"] == 1
     np.testing.assert_allclose(cg.energy_and_forces(x[:20])[1].numpy(), fm.predict(x[:20]), rtol=1e-4, atol=1e-3)
     with pytest.raises(ValueError, match="dihedral_map must be a non-negative integer"):
@@ -438,14 +423,95 @@ def test_trained_priors_add_to_a_map_the_priors_hold():
     pairs = dihedral_pairs(N_BEADS, priors.bonds)
     held = DihedralMap(pairs, cos=[[1.0, 0.0, 0.5, 0.0]], sin=[[0.0, 2.0, 0.0, 0.0]])
     with_map = PriorSet(N_BEADS, priors.bonds, list(priors.terms.values()) + [held], temperature=T)
-    fm = ForceMatching(CGSchNet(**ARCHITECTURE), with_map, BEAD_TYPES, dihedral_map=1, progress=False)
+    fm = ForceMatching(CGSchNet(**ARCHITECTURE), with_map, BEAD_TYPES, dihedral_map=1)
     fm._init_map(torch.float64, "cpu")
     with torch.no_grad():
         fm._map.copy_(torch.tensor([[[0.1, 0.0, 0.0, 0.0], [0.0, 0.0, -0.2, 0.3]]]))
     merged = fm.trained_priors()["dihedral_map"]
     np.testing.assert_allclose(merged.parameters["cos"], [[2.0, 0.0, 0.5, 0.0]])
     np.testing.assert_allclose(merged.parameters["sin"], [[0.0, 2.0, -2.0, 3.0]])
-    other = ForceMatching(CGSchNet(**ARCHITECTURE), with_map, BEAD_TYPES, dihedral_map=2, progress=False)
+    other = ForceMatching(CGSchNet(**ARCHITECTURE), with_map, BEAD_TYPES, dihedral_map=2)
     other._init_map(torch.float64, "cpu")
     with pytest.raises(ValueError, match="another order"):
         other.trained_priors()
+
+
+class Recorder(Callback):
+    """Every hook call, with what the run held at that moment."""
+
+    def __init__(self):
+        self.calls = []
+
+    def on_fit_start(self, estimator, run):
+        self.calls.append(("start", run.epochs_done))
+
+    def on_epoch_end(self, estimator, run):
+        self.calls.append(("epoch", run.history[-1]["epoch"]))
+
+    def on_fit_end(self, estimator, run):
+        self.calls.append(("end", run.completed))
+
+
+def test_fetch_model_describes_the_dataset_and_the_validation_frames(synthetic, tmp_path):
+    """The model carries the dataset's beads, masses, temperature and mapping, and the metadata the
+    frames the trainer held out, as indices into the (strided) frames it was fitted on."""
+    x, runs = synthetic["coordinates"][::10], synthetic["runs"][::10]
+    path = write_dataset(tmp_path / "cg.h5", x, synthetic["exact"][::10], runs)
+    fm = ForceMatching(CGSchNet(**ARCHITECTURE), synthetic["priors"], BEAD_TYPES, max_epochs=2, num_threads=1)
+    with pytest.raises(RuntimeError, match="not been fitted"):
+        fm.fetch_model()
+    data = read_trajectory(path, frames=slice(None, None, 2), resolution="coarse-grained")
+    recorder = Recorder()
+    fm.fit(data, callbacks=[recorder])
+    assert recorder.calls == [("start", 0), ("epoch", 1), ("epoch", 2), ("end", True)]
+    # the held-out frames are exactly those of the held-out trajectory, counted in the strided data
+    held_out = np.flatnonzero(np.isin(runs[::2], fm.validation_trajectories_))
+    assert len(fm.validation_trajectories_) == 1 and fm.validation_frames_.tolist() == held_out.tolist()
+    assert fm.n_validation_frames_ == len(held_out) and fm.n_train_frames_ == len(runs[::2]) - len(held_out)
+    model = fm.fetch_model()
+    assert model.bead_names == ["C", "N", "CA", "C", "N"] and model.masses == [12.0, 14.0, 12.0, 12.0, 14.0]
+    assert model.temperature == T and model.mapping == {"kind": "toy"}
+    meta = model.metadata
+    assert meta["dataset"] == os.path.abspath(path) and meta["stride"] == 2 and meta["system"] == "toy"
+    assert meta["model"]["n_features"] == ARCHITECTURE["n_features"] and meta["force_matching"]["epochs"] == 2
+    assert ranges_to_indices(meta["force_matching"]["validation_frames"]).tolist() == held_out.tolist()
+    # the stored model is a copy: training on changes the estimator's network, not it
+    before = {k: v.clone() for k, v in model.model.state_dict().items()}
+    with torch.no_grad():
+        next(fm.model.parameters()).add_(1.0)
+    for name, value in model.model.state_dict().items():
+        torch.testing.assert_close(value, before[name], msg=name)
+    # what is given to fetch_model replaces what the data said
+    other = fm.fetch_model(masses=[50.0] * N_BEADS, temperature=350.0, metadata={"note": "x"})
+    assert other.masses == [50.0] * N_BEADS and other.temperature == 350.0 and other.metadata["note"] == "x"
+
+
+def test_callbacks_end_after_an_error_and_data_forms_are_checked(synthetic):
+    """on_fit_end runs when a fit fails (completed False); a Trajectory or path goes alone to fit."""
+    x = synthetic["coordinates"][:12]
+    huge = Trajectory(x, np.full(x.shape, 1e25), trajectory=np.repeat([0, 1, 2], 4),
+                      metadata=TrajectoryMetadata("coarse-grained", bead_types=BEAD_TYPES))
+    fm = ForceMatching(CGSchNet(**ARCHITECTURE), synthetic["priors"], BEAD_TYPES, max_epochs=2, num_threads=1)
+    recorder = Recorder()
+    with pytest.raises(FloatingPointError, match="every batch of epoch 1"):
+        fm.fit(huge, callbacks=[recorder, ProgressBar()])
+    assert recorder.calls == [("start", 0), ("end", False)]
+    with pytest.raises(ValueError, match="takes a Trajectory alone"):
+        fm.fit(huge, huge.forces)
+    with pytest.raises(ValueError, match="needs forces"):
+        fm.fit(x)
+    with pytest.raises(ValueError, match="bead types"):
+        fm.fit(Trajectory(x, x, metadata=TrajectoryMetadata("coarse-grained", bead_types=[0] * N_BEADS)))
+    with pytest.raises(ValueError, match="resolution 'all-atom'"):
+        fm.fit(Trajectory(x, x, metadata=TrajectoryMetadata("all-atom")))
+    with pytest.raises(TypeError, match="a callback must be"):
+        fm.fit(x, x, callbacks=[3])
+
+
+def test_estimator_contract_docstring_example():
+    """The toy estimator of openmmcgml.estimator's docstring follows the contract (fit, callbacks, fetch_model)."""
+    import doctest
+
+    from openmmcgml import estimator
+
+    assert doctest.testmod(estimator, optionflags=doctest.ELLIPSIS).failed == 0

@@ -55,6 +55,7 @@ from typing import Optional
 import numpy as np
 
 from ._atomic import atomic_write
+from .data.trajectory import TrajectoryInfo
 from .priors import PriorSet
 
 __all__ = ["CGModel", "CGModelFileError", "BeadSetMismatchError"]
@@ -226,12 +227,13 @@ class CGModel:
                                                "the model was trained for a different bead set")
 
     def check_dataset(self, path) -> None:
-        """Check the bead set of a CG HDF5 dataset (``docs/data-format.md``) against the model."""
-        from .training import read_cg_dataset
+        """Check the bead set of a CG HDF5 dataset (``docs/data-format.md``) against the model.
 
-        data = read_cg_dataset(path, arrays=False)
-        self.check_beads(bead_names=data.get("bead_names"), bead_types=data.get("bead_types"),
-                         n_beads=data["n_beads"], source=f"dataset {path}")
+        Reads the file's header only (:class:`~openmmcgml.data.TrajectoryInfo`).
+        """
+        header = TrajectoryInfo.of(path, resolution="coarse-grained")
+        self.check_beads(bead_names=header.metadata.bead_names, bead_types=header.metadata.bead_types,
+                         n_beads=header.n_particles, source=f"dataset {path}")
 
     # ------------------------------------------------------------------------ forces
 

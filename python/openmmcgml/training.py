@@ -10,167 +10,75 @@ where ``F_prior`` are the forces of a fixed :class:`~openmmcgml.priors.PriorSet`
 the loss is the variance of the mapped forces around the mean force (the "noise"), so the
 validation loss does not go to zero; it levels off at that noise.
 
-:class:`ForceMatching` is an estimator: configure it, call :meth:`ForceMatching.fit` on arrays or
-on a CG HDF5 file (``docs/data-format.md``), read ``history_``.  Frames are split into training
-and validation sets by trajectory (the ``trajectory`` dataset of the file), so that correlated
-frames of one run never sit on both sides.  With a ``checkpoint_dir``, the state is saved
-after every epoch and a new ``fit`` with the same data resumes where the last one stopped.
+:class:`ForceMatching` is an estimator in the manner of deeptime (:mod:`openmmcgml.estimator`):
+the constructor takes the network, the priors and hyperparameters; :meth:`ForceMatching.fit`
+trains on a CG dataset (a :class:`~openmmcgml.data.Trajectory`, the path of a CG HDF5 file as
+``docs/data-format.md`` describes, or arrays) and returns the estimator;
+:meth:`ForceMatching.fetch_model` returns the trained :class:`~openmmcgml.cgmodel.CGModel`, with
+the dataset's beads, masses, temperature and mapping and a summary of the training in its
+metadata.  Frames are split into training and validation sets by trajectory
+(:func:`~openmmcgml.data.split_by_trajectory`), so that correlated frames of one run never sit on
+both sides; ``validation_frames_`` reports the frames held out.  Checkpoints and progress bars are
+callbacks: with :class:`~openmmcgml.estimator.TrainingCheckpoint` the state is saved after every
+epoch and a new ``fit`` with the same data resumes where the last one stopped.
 
 Examples
 --------
 >>> import numpy as np, torch
+>>> from openmmcgml.data import Trajectory, TrajectoryMetadata
 >>> from openmmcgml.models import CGSchNet
 >>> from openmmcgml.priors import PriorSet, HarmonicBonds
 >>> rng = np.random.default_rng(0)
->>> x = np.cumsum(rng.normal(0.2, 0.05, size=(40, 4, 3)), axis=1)
->>> f = rng.normal(size=(40, 4, 3))
+>>> frames = Trajectory(np.cumsum(rng.normal(0.2, 0.05, size=(40, 4, 3)), axis=1), rng.normal(size=(40, 4, 3)),
+...                     trajectory=np.repeat([0, 1, 2, 3], 10), masses=[12.0, 14.0, 14.0, 12.0],
+...                     metadata=TrajectoryMetadata("coarse-grained", temperature=300.0,
+...                                                 bead_names=["A", "B", "B", "A"], bead_types=[0, 1, 1, 0]))
 >>> priors = PriorSet(4, terms=[HarmonicBonds([[0, 1], [1, 2], [2, 3]], k=[100.0] * 3, r0=[0.35] * 3)])
 >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
 <torch._C.Generator object at ...>
 >>> fm = ForceMatching(CGSchNet(2, 8, 8, 8, 1, cutoff=1.0), priors, bead_types=[0, 1, 1, 0],
-...                    max_epochs=2, batch_size=8, progress=False, num_threads=1)
->>> fm = fm.fit(x, f, trajectory_ids=np.repeat([0, 1, 2, 3], 10))
->>> [sorted(r) for r in fm.history_][0]
+...                    max_epochs=2, batch_size=8, num_threads=1)
+>>> fm = fm.fit(frames, callbacks=[lambda record: print("epoch", record["epoch"])])
+epoch 1
+epoch 2
+>>> sorted(fm.history_[0])
 ['epoch', 'lr', 'skipped_batches', 'time', 'train_loss', 'val_loss']
+>>> fm.validation_trajectories_, fm.validation_frames_.tolist() == list(range(30, 40))
+([3], True)
+>>> model = fm.fetch_model()
+>>> model.bead_names, model.masses, model.temperature
+(['A', 'B', 'B', 'A'], [12.0, 14.0, 14.0, 12.0], 300.0)
+>>> model.metadata["force_matching"]["validation_frames"]
+[[30, 40]]
 """
 
 from __future__ import annotations
 
 import copy
-import csv
 import hashlib
 import json
 import math
 import os
 import time
 import warnings
-from typing import Callable, Optional, Sequence, Union
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
-from ._atomic import atomic_write
+from .data.split import index_ranges, split_by_trajectory
+from .data.trajectory import Trajectory, read_trajectory
+from .estimator import Estimator, FitRun, ProgressBar, TrainingCheckpoint, plot_loss_curve, write_loss_csv
 from .priors import DihedralMap, PriorSet, dihedral_map_modes, dihedral_pairs
 
-__all__ = ["ForceMatching", "check_force_data", "plot_loss_curve", "read_cg_dataset", "split_by_trajectory",
+__all__ = ["ForceMatching", "ProgressBar", "TrainingCheckpoint", "check_force_data", "plot_loss_curve",
            "write_loss_csv"]
 
-CHECKPOINT_NAME = "checkpoint.pt"
 #: The dihedral-map coefficients are trained in units of this many kJ/mol: Adam moves a parameter
 #: by about ``lr`` per step, so in these units a few hundred steps cover terms of a few kJ/mol.
 MAP_UNIT = 10.0
-LOSS_CSV_NAME = "loss.csv"
-LOSS_PNG_NAME = "loss.png"
 LR_SCHEDULES = ("plateau", "exponential", "cosine", "constant")
 _CHECKPOINT_FORMAT = "openmm-cgml-force-matching-checkpoint"
-
-
-# --------------------------------------------------------------------------------------
-# Data
-# --------------------------------------------------------------------------------------
-
-def _json_attr(attrs, key):
-    value = attrs.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bytes):
-        value = value.decode()
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"attribute {key!r} is not valid JSON ({error})") from error
-    return value
-
-
-def read_cg_dataset(path, arrays: bool = True, stride: int = 1) -> dict:
-    """Read a coarse-grained HDF5 dataset (layout of ``docs/data-format.md``).
-
-    Parameters
-    ----------
-    path : str or path-like
-    arrays : bool
-        Whether to read the frame datasets (False: attributes and sizes only).
-    stride : int
-        Keep every ``stride``-th frame.
-
-    Returns
-    -------
-    dict
-        ``coordinates`` and ``forces`` (float32, (n_frames, n_beads, 3)) and ``trajectory``
-        (int64, (n_frames,)) when ``arrays``; always ``n_frames``, ``n_beads``,
-        ``bead_names``, ``bead_types``, ``type_names`` and ``masses`` (lists or None; masses
-        from the optional ``masses`` dataset), ``mapping`` (dict or None),
-        ``temperature`` (K or None), ``system`` and ``attrs`` (all root attributes).
-
-    Raises
-    ------
-    FileNotFoundError
-        If the file does not exist.
-    ValueError
-        If it is not a readable HDF5 file, is an all-atom dataset, lacks a dataset, or its
-        datasets disagree in shape.
-    """
-    import h5py
-
-    from .data.trajectory import hdf5_errors
-
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"dataset {path} does not exist")
-    if os.path.isdir(path):
-        raise ValueError(f"dataset {path} is a directory, not an HDF5 file")
-    with hdf5_errors(f"dataset {path}"):
-        return _read_cg_dataset(h5py.File(path, "r"), path, arrays, stride)
-
-
-def _read_cg_dataset(handle, path, arrays, stride):
-    with handle:
-        attrs = {key: (value.decode() if isinstance(value, bytes) else value) for key, value in handle.attrs.items()}
-        if attrs.get("format", "openmm-cgml-trajectory") != "openmm-cgml-trajectory":
-            raise ValueError(f"dataset {path} has format {attrs['format']!r}, not 'openmm-cgml-trajectory'")
-        if attrs.get("resolution", "coarse-grained") != "coarse-grained":
-            raise ValueError(f"dataset {path} is a {attrs['resolution']!r} dataset; force matching needs a "
-                             "coarse-grained one (map it with openmmcgml.mapping first)")
-        missing = [name for name in ("coordinates", "forces") if name not in handle]
-        if missing:
-            raise ValueError(f"dataset {path} has no {' and no '.join(missing)} dataset")
-        shape = handle["coordinates"].shape
-        if handle["forces"].shape != shape:
-            raise ValueError(f"dataset {path}: forces have shape {handle['forces'].shape} but coordinates have "
-                             f"shape {shape}")
-        if len(shape) != 3 or shape[2] != 3:
-            raise ValueError(f"dataset {path}: coordinates must have shape (n_frames, n_beads, 3) (got {shape})")
-        if "trajectory" in handle and handle["trajectory"].shape != shape[:1]:
-            raise ValueError(f"dataset {path}: trajectory has shape {handle['trajectory'].shape} but there are "
-                             f"{shape[0]} frames")
-        stride = int(stride)
-        if stride < 1:
-            raise ValueError(f"stride must be a positive integer (got {stride})")
-        out = {
-            "n_frames": len(range(0, shape[0], stride)),
-            "n_beads": shape[1],
-            "bead_names": _json_attr(attrs, "bead_names"),
-            "bead_types": _json_attr(attrs, "bead_types"),
-            "type_names": _json_attr(attrs, "type_names"),
-            "masses": (np.asarray(handle["masses"][()], dtype=np.float64).tolist() if "masses" in handle else None),
-            "mapping": _json_attr(attrs, "mapping"),
-            "temperature": float(attrs["temperature"]) if "temperature" in attrs else None,
-            "system": attrs.get("system"),
-            "attrs": attrs,
-        }
-        for key in ("bead_names", "bead_types", "masses"):
-            if out[key] is not None and len(out[key]) != shape[1]:
-                raise ValueError(f"dataset {path}: attribute {key} lists {len(out[key])} beads but the "
-                                 f"coordinates have {shape[1]}")
-        if arrays:
-            out["coordinates"] = np.asarray(handle["coordinates"][::stride], dtype=np.float32)
-            out["forces"] = np.asarray(handle["forces"][::stride], dtype=np.float32)
-            if "trajectory" in handle:
-                out["trajectory"] = np.asarray(handle["trajectory"][::stride], dtype=np.int64)
-            else:
-                warnings.warn(f"dataset {path} has no trajectory dataset; all frames count as one trajectory")
-                out["trajectory"] = np.zeros(out["n_frames"], dtype=np.int64)
-    return out
 
 
 def check_force_data(coordinates, forces, trajectory_ids=None):
@@ -207,111 +115,6 @@ def check_force_data(coordinates, forces, trajectory_ids=None):
     return x.astype(np.float64, copy=False), f.astype(np.float64, copy=False), t
 
 
-def split_by_trajectory(trajectory_ids, validation_fraction: float = 0.2, seed: int = 0,
-                        validation_trajectories: Optional[Sequence[int]] = None):
-    """Split frames into training and validation sets by trajectory.
-
-    A random ``validation_fraction`` of the trajectories (at least one, at most all but one) are
-    validation trajectories, unless they are named in ``validation_trajectories``.  With a
-    single trajectory, its last ``validation_fraction`` of frames are held out instead (a time
-    split, with a warning).
-
-    Returns
-    -------
-    train_frames, validation_frames : ndarray of int64
-        Frame indices, ascending.
-    validation_trajectories : list of int
-        The held-out trajectory ids (empty for a time split).
-
-    Examples
-    --------
-    >>> train, val, held_out = split_by_trajectory([0, 0, 1, 1, 2, 2], 0.34, seed=1)
-    >>> len(held_out), len(val)
-    (1, 2)
-    """
-    t = np.asarray(trajectory_ids, dtype=np.int64)
-    ids = np.unique(t)
-    if len(t) < 2:
-        raise ValueError(f"training needs at least 2 frames, one to train on and one to validate (got {len(t)})")
-    if validation_trajectories is not None:
-        held_out = sorted(int(i) for i in validation_trajectories)
-        unknown = sorted(set(held_out) - set(ids.tolist()))
-        if unknown:
-            raise ValueError(f"validation trajectories {unknown} are not in the data (trajectories {ids.tolist()})")
-        if len(held_out) == len(ids):
-            raise ValueError("every trajectory is a validation trajectory; none is left to train on")
-    elif len(ids) == 1:
-        if not 0 < validation_fraction < 1:
-            raise ValueError(f"validation_fraction must be in (0, 1) (got {validation_fraction})")
-        warnings.warn("the data hold a single trajectory: its last frames are the validation set (a time split)")
-        frames = np.arange(len(t))
-        cut = min(max(int(round(len(t) * (1 - validation_fraction))), 1), len(t) - 1)
-        return frames[:cut], frames[cut:], []
-    else:
-        if not 0 < validation_fraction < 1:
-            raise ValueError(f"validation_fraction must be in (0, 1) (got {validation_fraction})")
-        count = min(max(int(round(validation_fraction * len(ids))), 1), len(ids) - 1)
-        held_out = sorted(np.random.default_rng(seed).choice(ids, size=count, replace=False).tolist())
-    validation = np.isin(t, held_out)
-    return np.flatnonzero(~validation), np.flatnonzero(validation), [int(i) for i in held_out]
-
-
-# --------------------------------------------------------------------------------------
-# Loss curves
-# --------------------------------------------------------------------------------------
-
-def write_loss_csv(history: Sequence[dict], path) -> None:
-    """Write the per-epoch records (epoch, train_loss, val_loss, lr, time) as CSV."""
-    columns = ["epoch", "train_loss", "val_loss", "lr", "time"]
-    with atomic_write(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, columns, extrasaction="ignore")
-        writer.writeheader()
-        for record in history:
-            writer.writerow(record)
-
-
-def plot_loss_curve(history, ax=None, noise_level: Optional[float] = None):
-    """Plot training and validation loss against epoch (log scale).
-
-    Parameters
-    ----------
-    history : list of dict or str
-        ``ForceMatching.history_``, or the path of a loss CSV written during training.
-    ax : matplotlib Axes, optional
-        Drawn into; default a new figure's axes.
-    noise_level : float, optional
-        Draw a horizontal line here, e.g. a known force-noise variance.
-
-    Returns
-    -------
-    matplotlib.axes.Axes
-    """
-    import matplotlib.pyplot as plt
-
-    if isinstance(history, (str, os.PathLike)):
-        with open(history) as handle:
-            history = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(handle)]
-    if ax is None:
-        _, ax = plt.subplots(figsize=(5, 3.5))
-    epochs = [r["epoch"] for r in history]
-    ax.plot(epochs, [r["train_loss"] for r in history], label="training")
-    ax.plot(epochs, [r["val_loss"] for r in history], label="validation")
-    if history:
-        best = min(history, key=lambda r: r["val_loss"])
-        ax.plot([best["epoch"]], [best["val_loss"]], "o", color="C1", label=f"best (epoch {int(best['epoch'])})")
-    if noise_level is not None:
-        ax.axhline(noise_level, color="gray", ls="--", label="noise level")
-    ax.set_yscale("log")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("force MSE ((kJ/mol/nm)$^2$)")
-    ax.legend(fontsize="small")
-    return ax
-
-
-# --------------------------------------------------------------------------------------
-# The estimator
-# --------------------------------------------------------------------------------------
-
 def _fingerprint(coordinates, forces, trajectory_ids) -> str:
     digest = hashlib.sha1()
     for array in (np.ascontiguousarray(coordinates, dtype=np.float32), np.ascontiguousarray(forces, dtype=np.float32),
@@ -321,7 +124,23 @@ def _fingerprint(coordinates, forces, trajectory_ids) -> str:
     return digest.hexdigest()
 
 
-class ForceMatching:
+@dataclass
+class _Run(FitRun):
+    """A force-matching fit in progress: the split, the tensors, the optimiser and the best state."""
+
+    train_frames: Any = None
+    val_frames: Any = None
+    held_out: Any = None
+    x_train: Any = None
+    y_train: Any = None
+    x_val: Any = None
+    y_val: Any = None
+    optimizer: Any = None
+    scheduler: Any = None
+    best_state: Any = None
+
+
+class ForceMatching(Estimator):
     """Train a :class:`~openmmcgml.models.CGSchNet` by force matching on top of fixed priors.
 
     Parameters
@@ -358,25 +177,16 @@ class ForceMatching:
     max_grad_norm : float, optional
         Clip the gradient norm of each step to this value.
     validation_fraction : float
-        Fraction of trajectories held out (see :func:`split_by_trajectory`).
+        Fraction of trajectories held out (see :func:`~openmmcgml.data.split_by_trajectory`).
     validation_trajectories : sequence of int, optional
         Held-out trajectory ids, instead of a random choice.
     dtype : {"float32", "float64"}
         Training precision; float32 is several times faster, float64 for checks.
     device : str
         A torch device, e.g. ``"cpu"`` or ``"cuda"``.
-    checkpoint_dir : str or path-like, optional
-        Folder for ``checkpoint.pt`` (written atomically after every epoch), ``loss.csv``
-        (every epoch) and ``loss.png`` (at the end).
-    resume : bool
-        Continue from an existing checkpoint in ``checkpoint_dir`` (same data and architecture
-        required); False starts over and overwrites it.
     seed : int
         Seeds the split and the order of frames of each epoch (a resumed run repeats the same
         batches as an uninterrupted one).
-    progress : bool or callable
-        True: a tqdm bar over epochs; a callable is called with each epoch's record (a dict
-        with ``epoch``, ``train_loss``, ``val_loss``, ``lr``, ``time``).
     eval_batch_size : int
         Frames per evaluation batch (validation, :meth:`predict`).
     num_threads : int, optional
@@ -392,7 +202,7 @@ class ForceMatching:
         from its mirror image, and it resolves the dihedral dependence poorly where a distance barely
         changes with the dihedral (near 0 and 180 degrees). Alanine dipeptide's five backbone beads
         show both: alpha-R is the mirror image of alpha-L, and beta sits near psi = 180. The map is
-        learned from forces like the network, never fitted to a histogram; :meth:`to_cgmodel` puts
+        learned from forces like the network, never fitted to a histogram; :meth:`fetch_model` puts
         it into the priors as their ``dihedral_map`` term (OpenMM ``CustomCompoundBondForce``).
 
     Attributes
@@ -406,6 +216,9 @@ class ForceMatching:
     best_val_loss_ : float
     stopped_early_ : bool
     validation_trajectories_ : list of int
+        The held-out trajectory ids (empty for a time split of a single run).
+    validation_frames_ : ndarray of int64
+        The validation frames, as indices into the frames given to :meth:`fit` (ascending).
     n_train_frames_, n_validation_frames_ : int
 
     Examples
@@ -413,14 +226,15 @@ class ForceMatching:
     See the module docstring.
     """
 
+    description = "force matching"
+
     def __init__(self, model, priors: PriorSet, bead_types, exclusions: Union[str, Sequence, None] = "bonds", *,
                  lr: float = 1e-3, batch_size: int = 32, max_epochs: int = 100, patience: Optional[int] = 10,
                  min_delta: float = 0.0, lr_schedule: str = "plateau", lr_factor: float = 0.5,
                  lr_patience: int = 3, min_lr: float = 1e-6, weight_decay: float = 0.0,
                  max_grad_norm: Optional[float] = None, validation_fraction: float = 0.2,
                  validation_trajectories: Optional[Sequence[int]] = None, dtype: str = "float32",
-                 device: str = "cpu", checkpoint_dir=None, resume: bool = True, seed: int = 0,
-                 progress: Union[bool, Callable] = True, eval_batch_size: int = 256,
+                 device: str = "cpu", seed: int = 0, eval_batch_size: int = 256,
                  num_threads: Optional[int] = None, dihedral_map: int = 0):
         from .models import CGSchNet, CGTopology
 
@@ -460,8 +274,7 @@ class ForceMatching:
         self.validation_fraction = float(validation_fraction)
         self.validation_trajectories = None if validation_trajectories is None else list(validation_trajectories)
         self.dtype, self.device = dtype, device
-        self.checkpoint_dir = None if checkpoint_dir is None else os.fspath(checkpoint_dir)
-        self.resume, self.seed, self.progress = bool(resume), int(seed), progress
+        self.seed = int(seed)
         self.eval_batch_size = int(eval_batch_size)
         if num_threads is not None and (int(num_threads) != num_threads or num_threads < 1):
             raise ValueError(f"num_threads must be a positive integer or None (got {num_threads!r})")
@@ -476,6 +289,7 @@ class ForceMatching:
                              "has none")
         self.map_modes = dihedral_map_modes(self.dihedral_map)
         self._map = None
+        self._described = None
 
     # ---------------------------------------------------------------------- helpers
 
@@ -576,30 +390,251 @@ class ForceMatching:
             total += float(((forces - y[start:start + self.eval_batch_size]) ** 2).sum())
         return total / y.numel()
 
-    def _checkpoint_path(self):
-        return None if self.checkpoint_dir is None else os.path.join(self.checkpoint_dir, CHECKPOINT_NAME)
+    # ------------------------------------------------------------------------- data
 
-    def _save_checkpoint(self, state: dict) -> None:
+    def _load_data(self, data, forces, trajectory_ids):
+        """Coordinates, forces, run ids and what the data say about the beads (None for arrays)."""
+        if isinstance(data, (str, os.PathLike)):
+            if forces is not None or trajectory_ids is not None:
+                raise ValueError("fit takes a dataset path alone (its forces and trajectories come from the file)")
+            data = read_trajectory(data, resolution="coarse-grained")
+        if not isinstance(data, Trajectory):
+            if forces is None:
+                raise ValueError("fit needs forces with coordinates (or a Trajectory or a dataset path alone)")
+            return data, forces, trajectory_ids, None
+        if forces is not None or trajectory_ids is not None:
+            raise ValueError("fit takes a Trajectory alone (its forces and trajectories come with it)")
+        metadata = data.metadata
+        source = data.source or {}
+        name = f"dataset {source['path']}" if source.get("path") else "the trajectory"
+        if metadata is not None and metadata.resolution != "coarse-grained":
+            raise ValueError(f"{name} has resolution {metadata.resolution!r}; force matching needs a coarse-grained "
+                             "one (map it with openmmcgml.mapping first)")
+        if data.n_particles != self.priors.n_beads:
+            raise ValueError(f"{name} has {data.n_particles} beads but the priors have {self.priors.n_beads}: they "
+                             "describe different bead sets")
+        if metadata is not None and metadata.bead_types is not None and list(metadata.bead_types) != self.bead_types:
+            raise ValueError(f"{name} has bead types {metadata.bead_types} but the trainer was given {self.bead_types}")
+        temperature = None if metadata is None else metadata.temperature
+        described = {
+            "bead_names": None if metadata is None else metadata.bead_names,
+            "masses": None if data.masses is None else [float(m) for m in data.masses],
+            "temperature": temperature if temperature is not None and math.isfinite(temperature) else None,
+            "mapping": None if metadata is None else metadata.mapping,
+            "provenance": {"dataset": source.get("path"), "system": (metadata.system or None) if metadata else None,
+                           "sequence": (metadata.sequence or None) if metadata else None,
+                           "stride": source.get("stride")},
+        }
+        return data.coordinates, data.forces, data.trajectory, described
+
+    # -------------------------------------------------------------------------- fit
+
+    def fit(self, data, forces=None, trajectory_ids=None, *, callbacks: Sequence = ()) -> "ForceMatching":
+        """Fit the network (and the dihedral map) to mapped forces; returns the estimator.
+
+        Parameters
+        ----------
+        data : Trajectory, str or path-like, or array_like
+            Coarse-grained frames with forces: a :class:`~openmmcgml.data.Trajectory` (as
+            :func:`~openmmcgml.data.read_trajectory` returns it), the path of a CG HDF5 dataset
+            (``docs/data-format.md``; read whole), or coordinates in nm of shape
+            ``(n_frames, n_beads, 3)`` with ``forces`` and ``trajectory_ids``.  A Trajectory or a
+            file also give :meth:`fetch_model` the beads' names and masses, the temperature and
+            the mapping.
+        forces : array_like, shape (n_frames, n_beads, 3), optional
+            Mapped forces in kJ/mol/nm, with coordinates only.
+        trajectory_ids : array_like of int, shape (n_frames,), optional
+            The run each frame comes from, with coordinates only (default: one run).
+        callbacks : sequence of Callback or callable
+            Called during the fit (:mod:`openmmcgml.estimator`): e.g.
+            :class:`~openmmcgml.estimator.TrainingCheckpoint` (save every epoch, resume),
+            :class:`~openmmcgml.estimator.ProgressBar`; a plain callable is called with each
+            epoch's record (a dict with ``epoch``, ``train_loss``, ``val_loss``, ``lr``, ``time``).
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        ValueError
+            For data that do not fit the priors and bead types, or a checkpoint of other data or
+            settings.
+        FloatingPointError
+            If every batch of an epoch, or the validation, gives a non-finite loss.
+        """
         import torch
 
-        # A kill while saving leaves the previous checkpoint intact.
-        with atomic_write(self._checkpoint_path()) as handle:
-            torch.save(state, handle)
-
-    def _load_checkpoint(self, fingerprint: str):
-        import torch
-
-        path = self._checkpoint_path()
-        if path is None or not self.resume or not os.path.exists(path):
-            return None
+        if self.num_threads is None:
+            return self._fit(data, forces, trajectory_ids, callbacks)
+        previous = torch.get_num_threads()
+        torch.set_num_threads(self.num_threads)
         try:
-            state = torch.load(path, map_location=self.device, weights_only=True)
-        except Exception as error:
-            raise ValueError(f"checkpoint {path} cannot be read ({type(error).__name__}: {error}); delete it or "
-                             "pass resume=False to start over") from error
+            return self._fit(data, forces, trajectory_ids, callbacks)
+        finally:
+            torch.set_num_threads(previous)
+
+    def _fit(self, data, forces, trajectory_ids, callbacks) -> "ForceMatching":
+        coordinates, forces, trajectory_ids, described = self._load_data(data, forces, trajectory_ids)
+        x, f, t = check_force_data(coordinates, forces, trajectory_ids)
+        if x.shape[1] != self.priors.n_beads:
+            raise ValueError(f"the data have {x.shape[1]} beads but the priors have {self.priors.n_beads}: they "
+                             "describe different bead sets")
+        callbacks = self._prepare_callbacks(callbacks)
+        run = _Run(max_epochs=self.max_epochs, fingerprint=_fingerprint(x, f, t))
+        self._start(run, x, f, t, self._restore(callbacks, run))
+        self._described = described
+        start_time = time.perf_counter()
+        try:
+            self._notify(callbacks, "on_fit_start", run)
+            for epoch in range(run.epochs_done, self.max_epochs):
+                if run.stopped_early:
+                    break
+                epoch_start = time.perf_counter()
+                train_loss, skipped = self._epoch_step(run, epoch)
+                val_loss = self._validation_step(run)
+                record = {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss,
+                          "lr": run.optimizer.param_groups[0]["lr"], "time": time.perf_counter() - epoch_start,
+                          "skipped_batches": skipped}
+                if not math.isfinite(val_loss):
+                    raise FloatingPointError(f"the validation loss became {val_loss} in epoch {epoch + 1}; lower lr "
+                                             "or set max_grad_norm")
+                run.history.append(record)
+                self._end_epoch(run, val_loss)
+                self._notify(callbacks, "on_epoch_end", run)
+            if not math.isfinite(run.best_loss):
+                raise FloatingPointError(f"no epoch gave a finite validation loss (best {run.best_loss}); the model is "
+                                         "not trained")
+            self._load_state(run.best_state)
+            self.history_ = run.history
+            self.best_epoch_, self.best_val_loss_ = run.best_epoch, run.best_loss
+            self.stopped_early_ = run.stopped_early
+            self.fit_time_ = time.perf_counter() - start_time
+            run.completed = True
+        finally:
+            self._notify(callbacks, "on_fit_end", run)
+        return self
+
+    def _start(self, run: _Run, x, f, t, saved: Optional[dict]) -> None:
+        """Split the frames (or take a checkpoint's split), build tensors, optimiser and schedule,
+        and restore a checkpoint's state."""
+        import torch
+
+        if saved is None:
+            run.train_frames, run.val_frames, run.held_out = split_by_trajectory(
+                t, self.validation_fraction, self.seed, self.validation_trajectories)
+        else:
+            run.train_frames, run.val_frames = np.asarray(saved["train_frames"]), np.asarray(saved["val_frames"])
+            run.held_out = list(saved["validation_trajectories"])
+        if len(run.train_frames) == 0 or len(run.val_frames) == 0:
+            raise ValueError(f"the split left {len(run.train_frames)} training and {len(run.val_frames)} validation "
+                             "frames; both need at least one (check validation_fraction and validation_trajectories)")
+        self.validation_trajectories_ = run.held_out
+        self.validation_frames_ = np.asarray(run.val_frames, dtype=np.int64)
+        self.n_train_frames_, self.n_validation_frames_ = len(run.train_frames), len(run.val_frames)
+
+        # targets: what the network must add to the priors, computed once in float64
+        _, prior_forces = self.priors.energy_and_forces(torch.as_tensor(x))
+        target = f - prior_forces.numpy()
+        dtype, device = self._torch_dtype, torch.device(self.device)
+        self.model.to(dtype=dtype, device=device)
+        run.x_train = torch.as_tensor(x[run.train_frames], dtype=dtype, device=device)
+        run.y_train = torch.as_tensor(target[run.train_frames], dtype=dtype, device=device)
+        run.x_val = torch.as_tensor(x[run.val_frames], dtype=dtype, device=device)
+        run.y_val = torch.as_tensor(target[run.val_frames], dtype=dtype, device=device)
+
+        extra = self._init_map(dtype, device)
+        run.optimizer = torch.optim.Adam(list(self.model.parameters()) + extra, lr=self.lr,
+                                         weight_decay=self.weight_decay)
+        run.scheduler = self._make_scheduler(run.optimizer)
+        run.best_state = self._state()
+        if saved is not None:
+            self._load_state({"model": saved["model"], "map": saved.get("map")})
+            run.optimizer.load_state_dict(saved["optimizer"])
+            if run.scheduler is not None:
+                run.scheduler.load_state_dict(saved["scheduler"])
+            run.history = list(saved["history"])
+            run.best_loss, run.best_epoch = saved["best_val_loss"], saved["best_epoch"]
+            run.bad_epochs = saved["bad_epochs"]
+            run.best_state = {"model": saved["best_model"], "map": saved.get("best_map")}
+            run.stopped_early = saved["stopped_early"]
+
+    def _epoch_step(self, run: _Run, epoch: int):
+        """One pass over the training frames in batches; returns (mean training loss, skipped batches)."""
+        import torch
+
+        order = np.random.default_rng([self.seed, epoch]).permutation(len(run.train_frames))
+        self.model.train()
+        total, counted, skipped = 0.0, 0, 0
+        parameters = [p for group in run.optimizer.param_groups for p in group["params"]]
+        for start in range(0, len(order), self.batch_size):
+            batch = torch.as_tensor(order[start:start + self.batch_size], device=run.x_train.device)
+            predicted = self._forces(run.x_train[batch], create_graph=True)
+            loss = ((predicted - run.y_train[batch]) ** 2).mean()
+            run.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            # A step with a non-finite loss or gradient (an overflow in a second derivative)
+            # would turn every weight into NaN: skip it, and count it.
+            if not (torch.isfinite(loss) and all(torch.isfinite(p.grad).all() for p in parameters
+                                                 if p.grad is not None)):
+                skipped += 1
+                continue
+            if self.max_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(parameters, self.max_grad_norm)
+            run.optimizer.step()
+            total += float(loss.detach()) * len(batch)
+            counted += len(batch)
+        if skipped and not counted:
+            raise FloatingPointError(f"every batch of epoch {epoch + 1} had a non-finite loss or gradient; "
+                                     "lower lr, set max_grad_norm, or check the data and priors")
+        if skipped:
+            warnings.warn(f"epoch {epoch + 1}: skipped {skipped} batch(es) with a non-finite loss or gradient")
+        return (total / counted if counted else math.nan), skipped
+
+    def _validation_step(self, run: _Run) -> float:
+        """The force MSE of the validation frames."""
+        self.model.eval()
+        return self._mse(run.x_val, run.y_val)
+
+    def _end_epoch(self, run: _Run, val_loss: float) -> None:
+        """Learning-rate schedule, best state and early stopping after an epoch."""
+        if run.scheduler is not None:
+            if self.lr_schedule == "plateau":
+                run.scheduler.step(val_loss)
+            else:
+                run.scheduler.step()
+        if val_loss < run.best_loss - self.min_delta:
+            run.best_loss, run.best_epoch, run.bad_epochs = val_loss, run.epochs_done, 0
+            run.best_state = self._state()
+        else:
+            run.bad_epochs += 1
+            if self.patience is not None and run.bad_epochs >= self.patience:
+                run.stopped_early = True
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def checkpoint_state(self, run: _Run) -> dict:
+        """The training state :class:`~openmmcgml.estimator.TrainingCheckpoint` saves after an epoch."""
+        import torch
+
+        return {
+            "format": _CHECKPOINT_FORMAT, "fingerprint": run.fingerprint, "model_config": self._model_config(),
+            "settings": self._settings(), "model": self.model.state_dict(), "optimizer": run.optimizer.state_dict(),
+            "scheduler": None if run.scheduler is None else run.scheduler.state_dict(), "history": run.history,
+            "best_val_loss": run.best_loss, "best_epoch": run.best_epoch, "bad_epochs": run.bad_epochs,
+            "best_model": run.best_state["model"], "stopped_early": run.stopped_early,
+            "map": None if self._map is None else self._map.detach().clone(),
+            "best_map": run.best_state["map"],
+            "train_frames": torch.as_tensor(run.train_frames), "val_frames": torch.as_tensor(run.val_frames),
+            "validation_trajectories": run.held_out,
+        }
+
+    def check_checkpoint(self, state: dict, run: _Run, path: str) -> None:
+        """Refuse a checkpoint of other data, another architecture or other settings (``max_epochs``
+        may differ)."""
         if not isinstance(state, dict) or state.get("format") != _CHECKPOINT_FORMAT:
             raise ValueError(f"{path} is not a force-matching checkpoint")
-        if state["fingerprint"] != fingerprint:
+        if state["fingerprint"] != run.fingerprint:
             raise ValueError(f"checkpoint {path} was written for different data; use another checkpoint_dir or "
                              "resume=False")
         if state["model_config"] != self._model_config():
@@ -611,200 +646,8 @@ class ForceMatching:
         if changed:
             raise ValueError(f"checkpoint {path} was written with different settings ({', '.join(changed)}); "
                              "use another checkpoint_dir or resume=False")
-        return state
 
-    def _load_data(self, coordinates, forces, trajectory_ids):
-        if forces is None and isinstance(coordinates, (str, os.PathLike)):
-            data = read_cg_dataset(coordinates)
-            if data["n_beads"] != self.priors.n_beads:
-                raise ValueError(f"dataset {coordinates} has {data['n_beads']} beads but the priors have "
-                                 f"{self.priors.n_beads}: they describe different bead sets")
-            if data["bead_types"] is not None and list(data["bead_types"]) != self.bead_types:
-                raise ValueError(f"dataset {coordinates} has bead types {data['bead_types']} but the trainer was "
-                                 f"given {self.bead_types}")
-            return data["coordinates"], data["forces"], data["trajectory"]
-        if forces is None:
-            raise ValueError("fit needs forces (or a dataset path as its only argument)")
-        return coordinates, forces, trajectory_ids
-
-    # -------------------------------------------------------------------------- fit
-
-    def fit(self, coordinates, forces=None, trajectory_ids=None) -> "ForceMatching":
-        """Fit the network to mapped forces.
-
-        Parameters
-        ----------
-        coordinates : array_like, shape (n_frames, n_beads, 3), or str
-            CG coordinates in nm, or the path of a CG HDF5 dataset (then leave ``forces`` and
-            ``trajectory_ids`` out; they are read from the file).
-        forces : array_like, shape (n_frames, n_beads, 3)
-            Mapped forces in kJ/mol/nm.
-        trajectory_ids : array_like of int, shape (n_frames,), optional
-            The run each frame comes from (default: one run).
-
-        Returns
-        -------
-        self
-        """
-        import torch
-
-        if self.num_threads is None:
-            return self._fit(coordinates, forces, trajectory_ids)
-        previous = torch.get_num_threads()
-        torch.set_num_threads(self.num_threads)
-        try:
-            return self._fit(coordinates, forces, trajectory_ids)
-        finally:
-            torch.set_num_threads(previous)
-
-    def _fit(self, coordinates, forces=None, trajectory_ids=None) -> "ForceMatching":
-        import torch
-
-        coordinates, forces, trajectory_ids = self._load_data(coordinates, forces, trajectory_ids)
-        x, f, t = check_force_data(coordinates, forces, trajectory_ids)
-        if x.shape[1] != self.priors.n_beads:
-            raise ValueError(f"the data have {x.shape[1]} beads but the priors have {self.priors.n_beads}: they "
-                             "describe different bead sets")
-        fingerprint = _fingerprint(x, f, t)
-        if self.checkpoint_dir is not None:
-            os.makedirs(self.checkpoint_dir, exist_ok=True)
-        state = self._load_checkpoint(fingerprint)
-
-        if state is None:
-            train_frames, val_frames, held_out = split_by_trajectory(t, self.validation_fraction, self.seed,
-                                                                     self.validation_trajectories)
-        else:
-            train_frames, val_frames = np.asarray(state["train_frames"]), np.asarray(state["val_frames"])
-            held_out = list(state["validation_trajectories"])
-        if len(train_frames) == 0 or len(val_frames) == 0:
-            raise ValueError(f"the split left {len(train_frames)} training and {len(val_frames)} validation frames; "
-                             "both need at least one (check validation_fraction and validation_trajectories)")
-        self.validation_trajectories_ = held_out
-        self.n_train_frames_, self.n_validation_frames_ = len(train_frames), len(val_frames)
-
-        # targets: what the network must add to the priors, computed once in float64
-        _, prior_forces = self.priors.energy_and_forces(torch.as_tensor(x))
-        target = f - prior_forces.numpy()
-        dtype, device = self._torch_dtype, torch.device(self.device)
-        self.model.to(dtype=dtype, device=device)
-        x_train = torch.as_tensor(x[train_frames], dtype=dtype, device=device)
-        y_train = torch.as_tensor(target[train_frames], dtype=dtype, device=device)
-        x_val = torch.as_tensor(x[val_frames], dtype=dtype, device=device)
-        y_val = torch.as_tensor(target[val_frames], dtype=dtype, device=device)
-
-        extra = self._init_map(dtype, device)
-        optimizer = torch.optim.Adam(list(self.model.parameters()) + extra, lr=self.lr, weight_decay=self.weight_decay)
-        scheduler = self._make_scheduler(optimizer)
-        history, best_val, best_epoch, bad_epochs = [], math.inf, 0, 0
-        best_state = self._state()
-        stopped_early = False
-        if state is not None:
-            self._load_state({"model": state["model"], "map": state.get("map")})
-            optimizer.load_state_dict(state["optimizer"])
-            if scheduler is not None:
-                scheduler.load_state_dict(state["scheduler"])
-            history = list(state["history"])
-            best_val, best_epoch, bad_epochs = state["best_val_loss"], state["best_epoch"], state["bad_epochs"]
-            best_state = {"model": state["best_model"], "map": state.get("best_map")}
-            stopped_early = state["stopped_early"]
-
-        def checkpoint():
-            if self.checkpoint_dir is None:
-                return
-            self._save_checkpoint({
-                "format": _CHECKPOINT_FORMAT, "fingerprint": fingerprint, "model_config": self._model_config(),
-                "settings": self._settings(), "model": self.model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": None if scheduler is None else scheduler.state_dict(), "history": history,
-                "best_val_loss": best_val, "best_epoch": best_epoch, "bad_epochs": bad_epochs,
-                "best_model": best_state["model"], "stopped_early": stopped_early,
-                "map": None if self._map is None else self._map.detach().clone(),
-                "best_map": best_state["map"],
-                "train_frames": torch.as_tensor(train_frames), "val_frames": torch.as_tensor(val_frames),
-                "validation_trajectories": held_out,
-            })
-            write_loss_csv(history, os.path.join(self.checkpoint_dir, LOSS_CSV_NAME))
-
-        bar = None
-        if self.progress is True:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=self.max_epochs, initial=len(history), desc="force matching", unit="epoch")
-        start_time = time.perf_counter()
-        try:
-            for epoch in range(len(history), self.max_epochs):
-                if stopped_early:
-                    break
-                epoch_start = time.perf_counter()
-                order = np.random.default_rng([self.seed, epoch]).permutation(len(train_frames))
-                self.model.train()
-                total, counted, skipped = 0.0, 0, 0
-                parameters = [p for group in optimizer.param_groups for p in group["params"]]
-                for start in range(0, len(order), self.batch_size):
-                    batch = torch.as_tensor(order[start:start + self.batch_size], device=device)
-                    predicted = self._forces(x_train[batch], create_graph=True)
-                    loss = ((predicted - y_train[batch]) ** 2).mean()
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    # A step with a non-finite loss or gradient (an overflow in a second derivative)
-                    # would turn every weight into NaN: skip it, and count it.
-                    if not (torch.isfinite(loss) and all(torch.isfinite(p.grad).all() for p in parameters
-                                                         if p.grad is not None)):
-                        skipped += 1
-                        continue
-                    if self.max_grad_norm is not None:
-                        torch.nn.utils.clip_grad_norm_(parameters, self.max_grad_norm)
-                    optimizer.step()
-                    total += float(loss.detach()) * len(batch)
-                    counted += len(batch)
-                if skipped and not counted:
-                    raise FloatingPointError(f"every batch of epoch {epoch + 1} had a non-finite loss or gradient; "
-                                             "lower lr, set max_grad_norm, or check the data and priors")
-                if skipped:
-                    warnings.warn(f"epoch {epoch + 1}: skipped {skipped} batch(es) with a non-finite loss or gradient")
-                self.model.eval()
-                val_loss = self._mse(x_val, y_val)
-                record = {"epoch": epoch + 1, "train_loss": total / counted if counted else math.nan,
-                          "val_loss": val_loss, "lr": optimizer.param_groups[0]["lr"],
-                          "time": time.perf_counter() - epoch_start, "skipped_batches": skipped}
-                if not math.isfinite(val_loss):
-                    raise FloatingPointError(f"the validation loss became {val_loss} in epoch {epoch + 1}; lower lr "
-                                             "or set max_grad_norm")
-                history.append(record)
-                if scheduler is not None:
-                    if self.lr_schedule == "plateau":
-                        scheduler.step(val_loss)
-                    else:
-                        scheduler.step()
-                if val_loss < best_val - self.min_delta:
-                    best_val, best_epoch, bad_epochs = val_loss, epoch + 1, 0
-                    best_state = self._state()
-                else:
-                    bad_epochs += 1
-                    if self.patience is not None and bad_epochs >= self.patience:
-                        stopped_early = True
-                checkpoint()
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(train=f"{record['train_loss']:.4g}", val=f"{val_loss:.4g}",
-                                    lr=f"{record['lr']:.2g}")
-                elif callable(self.progress):
-                    self.progress(dict(record))
-        finally:
-            if bar is not None:
-                bar.close()
-
-        if not math.isfinite(best_val):
-            raise FloatingPointError(f"no epoch gave a finite validation loss (best {best_val}); the model is not "
-                                     "trained")
-        self._load_state(best_state)
-        self.history_ = history
-        self.best_epoch_, self.best_val_loss_ = best_epoch, best_val
-        self.stopped_early_ = stopped_early
-        self.fit_time_ = time.perf_counter() - start_time
-        if self.checkpoint_dir is not None:
-            write_loss_csv(history, os.path.join(self.checkpoint_dir, LOSS_CSV_NAME))
-            self._write_loss_png(os.path.join(self.checkpoint_dir, LOSS_PNG_NAME))
-        return self
+    # ------------------------------------------------------------------------ state
 
     def _state(self) -> dict:
         """Copies of what training changes: the network's weights and the dihedral map."""
@@ -818,21 +661,6 @@ class ForceMatching:
         if self._map is not None and state.get("map") is not None:
             with torch.no_grad():
                 self._map.copy_(torch.as_tensor(state["map"]))
-
-    def _write_loss_png(self, path) -> None:
-        try:
-            import matplotlib
-
-            matplotlib.use("Agg", force=False)
-            import matplotlib.pyplot as plt
-        except ImportError:  # pragma: no cover - matplotlib is a dependency of training
-            warnings.warn("matplotlib is not installed: no loss plot written")
-            return
-        figure, ax = plt.subplots(figsize=(5, 3.5))
-        plot_loss_curve(self.history_, ax=ax)
-        figure.tight_layout()
-        figure.savefig(path, dpi=120)
-        plt.close(figure)
 
     # -------------------------------------------------------------------- inference
 
@@ -853,22 +681,61 @@ class ForceMatching:
         x, f, _ = check_force_data(coordinates, forces)
         return float(np.mean((self.predict(x) - f) ** 2))
 
-    def to_cgmodel(self, bead_names=None, masses=None, temperature: Optional[float] = None, mapping=None,
-                   metadata=None):
-        """Bundle the trained network and the priors into a :class:`~openmmcgml.cgmodel.CGModel`.
 
-        ``metadata`` is extended with the training summary (best epoch and losses, settings).
+    def fetch_model(self, *, bead_names=None, masses=None, temperature: Optional[float] = None, mapping=None,
+                    metadata=None):
+        """The trained network and the priors as a :class:`~openmmcgml.cgmodel.CGModel`.
+
+        The beads' names and masses, the temperature and the mapping come from the dataset that
+        :meth:`fit` was given; arguments given here take their place (and stand in where the
+        data had none; fitted on arrays, the defaults of CGModel).  The temperature falls back
+        to the priors' and then to 300 K.  The network is copied, so a later ``fit`` leaves the
+        returned model as it is.
+
+        Parameters
+        ----------
+        bead_names : list of str, optional
+        masses : float or list of float, optional
+            amu.
+        temperature : float, optional
+            K.
+        mapping : dict, optional
+        metadata : dict, optional
+            Added to the model's metadata, which holds ``force_matching`` (settings, best epoch
+            and validation loss, epochs, held-out trajectories, ``validation_frames`` as
+            half-open ranges ``[[start, stop], ...]`` of frame indices of the fitted data, the
+            learned dihedral map), where the data came from (``dataset``, ``system``,
+            ``sequence``, ``stride``; with a Trajectory or a file) and the network's
+            architecture (``model``).
+
+        Returns
+        -------
+        CGModel
+
+        Raises
+        ------
+        RuntimeError
+            Before :meth:`fit`.
         """
         from .cgmodel import CGModel
 
-        summary = {"force_matching": {"settings": self._settings(), "best_epoch": getattr(self, "best_epoch_", None),
+        if not hasattr(self, "history_"):
+            raise RuntimeError("this ForceMatching has not been fitted: call fit(dataset) first")
+        described = self._described or {}
+        summary = {"force_matching": {"settings": self._settings(), "best_epoch": self.best_epoch_,
                                       "dihedral_map": {"pairs": self.map_pairs.tolist(), "modes": self.map_modes,
                                                        "cos": self.dihedral_map_coefficients_[0].tolist(),
                                                        "sin": self.dihedral_map_coefficients_[1].tolist()},
-                                      "best_val_loss": getattr(self, "best_val_loss_", None),
-                                      "epochs": len(getattr(self, "history_", [])),
-                                      "validation_trajectories": getattr(self, "validation_trajectories_", None)}}
-        temperature = temperature or self.priors.temperature or 300.0
-        return CGModel(model=self.model, priors=self.trained_priors(), bead_types=self.bead_types, bead_names=bead_names,
-                       masses=masses, exclusions=self.exclusions, temperature=temperature, mapping=mapping or {},
+                                      "best_val_loss": self.best_val_loss_,
+                                      "epochs": len(self.history_),
+                                      "validation_trajectories": self.validation_trajectories_,
+                                      "validation_frames": index_ranges(self.validation_frames_)}}
+        summary.update(described.get("provenance") or {})
+        summary["model"] = self._model_config()
+        temperature = temperature or described.get("temperature") or self.priors.temperature or 300.0
+        return CGModel(model=copy.deepcopy(self.model), priors=self.trained_priors(), bead_types=self.bead_types,
+                       bead_names=bead_names if bead_names is not None else described.get("bead_names"),
+                       masses=masses if masses is not None else described.get("masses"),
+                       exclusions=self.exclusions, temperature=temperature,
+                       mapping=mapping if mapping is not None else (described.get("mapping") or {}),
                        metadata={**summary, **(metadata or {})})

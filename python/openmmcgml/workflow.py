@@ -436,14 +436,13 @@ def _stage_train(config, files, progress, say):
     # the same validation frames with the priors alone (the network's and sine terms' forces left out)
     import numpy as np
 
-    from .training import read_cg_dataset
+    from .data import ranges_to_indices, read_trajectory
 
-    data = read_cg_dataset(files["training_cg"], stride=settings["stride"])
-    validation = np.isin(data["trajectory"], history["validation_trajectories"] or [])
-    if not validation.any():  # a time split of a single run
-        validation[-max(1, int(round(len(validation) * settings["training"]["validation_fraction"]))):] = True
-    _, prior_forces = fitted.energy_and_forces(data["coordinates"][validation])
-    priors_only_val = float(np.mean((data["forces"][validation] - prior_forces.numpy()) ** 2))
+    data = read_trajectory(files["training_cg"], frames=slice(None, None, settings["stride"]),
+                           resolution="coarse-grained")
+    validation = ranges_to_indices(history["validation_frames"])  # the frames the trainer held out
+    _, prior_forces = fitted.energy_and_forces(data.coordinates[validation])
+    priors_only_val = float(np.mean((data.forces[validation] - prior_forces.numpy()) ** 2))
     say(f"  validation force MSE: trained {history['best_val_loss']:.5g}, priors only {priors_only_val:.5g} (kJ/mol/nm)^2")
     return {"best_val_loss": history["best_val_loss"], "priors_only_val_loss": priors_only_val,
             "best_epoch": history["best_epoch"], "epochs": history["epochs"]}
@@ -470,14 +469,14 @@ def _force_errors(config, files) -> dict:
     import torch
 
     from .cgmodel import CGModel
-    from .training import read_cg_dataset
+    from .data import read_trajectory
 
-    data = read_cg_dataset(files["reference_cg"])
-    n = len(data["coordinates"])
+    data = read_trajectory(files["reference_cg"], resolution="coarse-grained")
+    n = data.n_frames
     count = max(1, min(int(config["force_test_frames"]), n))
     frames = np.linspace(0, n - 1, count).round().astype(int)
-    x = torch.as_tensor(data["coordinates"][frames], dtype=torch.float64)
-    f = np.asarray(data["forces"][frames], dtype=np.float64)
+    x = torch.as_tensor(data.coordinates[frames], dtype=torch.float64)
+    f = np.asarray(data.forces[frames], dtype=np.float64)
     errors = {}
     for name, path in (("trained", files["model"]), ("priors_only", files["priors_only_model"])):
         model = CGModel.load(path)

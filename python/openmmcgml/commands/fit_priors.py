@@ -66,21 +66,22 @@ def run_config(config: dict, print_fn=print, listing: bool = True):
     import os
 
     from ..priors import fit_priors
-    from ..training import read_cg_dataset
+    from ..data.trajectory import read_trajectory
 
     from .._config import check_settings
 
     config = check_settings(config, RULES, "fit-priors")
     if not config.get("data"):
         raise ValueError("the config needs 'data': the path of a coarse-grained HDF5 dataset")
-    data = read_cg_dataset(config["data"], stride=config["stride"])
-    temperature = config["temperature"] or data["temperature"]
+    data = read_trajectory(config["data"], frames=slice(None, None, config["stride"]), resolution="coarse-grained")
+    stated = data.metadata.temperature  # NaN when the dataset states none
+    temperature = config["temperature"] or (stated if stated == stated else None)
     if not temperature:
         raise ValueError(f"the dataset {config['data']} states no temperature; set 'temperature' in the config")
-    bead_types = data["bead_types"] if config["pool_by_type"] else None
+    bead_types = data.metadata.bead_types if config["pool_by_type"] else None
     if config["pool_by_type"] and bead_types is None:
         raise ValueError(f"pool_by_type needs bead types, and the dataset {config['data']} has none")
-    priors = fit_priors(data["coordinates"], config["bonds"], float(temperature), terms=tuple(config["terms"]),
+    priors = fit_priors(data.coordinates, config["bonds"], float(temperature), terms=tuple(config["terms"]),
                         n_bins=config["n_bins"], dihedral_order=config["dihedral_order"],
                         repulsion_min_separation=config["repulsion_min_separation"],
                         repulsion_epsilon=config["repulsion_epsilon"],
@@ -89,15 +90,15 @@ def run_config(config: dict, print_fn=print, listing: bool = True):
     if os.path.dirname(os.path.abspath(output)):
         os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     priors.save(output)
-    print_fn(f"fitted {priors} on {data['n_frames']} frames at {temperature} K -> {output}")
-    names = data["bead_names"] or [str(i) for i in range(priors.n_beads)]
+    print_fn(f"fitted {priors} on {data.n_frames} frames at {temperature} K -> {output}")
+    names = data.metadata.bead_names or [str(i) for i in range(priors.n_beads)]
     for name, term in (priors.terms.items() if listing else ()):
         for row, beads in enumerate(term.indices.tolist()):
             label = "-".join(names[b] for b in beads)
             values = ", ".join(f"{key}={_short(value[row])}" for key, value in term.parameters.items())
             print_fn(f"  {name:<9} {str(beads):<14} {label:<16} {values}")
     if config["plot"]:
-        _plot(priors, data["coordinates"], config["plot"])
+        _plot(priors, data.coordinates, config["plot"])
         print_fn(f"plot -> {config['plot']}")
     return priors
 

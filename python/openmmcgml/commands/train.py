@@ -122,23 +122,25 @@ def run_config(config: dict, print_fn=print):
     import torch
 
     from ..cgmodel import CGModel
+    from ..data.trajectory import read_trajectory
+    from ..estimator import ProgressBar, TrainingCheckpoint
     from ..models import CGSchNet
     from ..priors import PriorSet
     from .._config import check_settings, merge_section
-    from ..training import ForceMatching, read_cg_dataset
+    from ..training import ForceMatching
 
     config = check_settings(config, RULES, "train")
     model_settings = merge_section(config, "model", MODEL_DEFAULTS, RULES, "train")
     settings = merge_section(config, "training", TRAINING_DEFAULTS, RULES, "train")
     if not config.get("data"):
         raise ValueError("the config needs 'data': the path of a coarse-grained HDF5 dataset")
-    data = read_cg_dataset(config["data"], stride=config["stride"])
-    n_beads = data["n_beads"]
+    data = read_trajectory(config["data"], frames=slice(None, None, config["stride"]), resolution="coarse-grained")
+    n_beads, described = data.n_particles, data.metadata
 
     initial = None
     if config["init_model"]:
         initial = CGModel.load(config["init_model"])
-        initial.check_beads(bead_names=data["bead_names"], bead_types=data["bead_types"], n_beads=n_beads,
+        initial.check_beads(bead_names=described.bead_names, bead_types=described.bead_types, n_beads=n_beads,
                             source=f"dataset {config['data']}")
     if config["priors"]:
         priors = PriorSet.load(config["priors"])
@@ -150,9 +152,9 @@ def run_config(config: dict, print_fn=print):
         raise ValueError(f"the priors {config['priors']} are for {priors.n_beads} beads but the dataset "
                          f"{config['data']} has {n_beads}: they describe different bead sets")
 
-    bead_types = data["bead_types"]
+    bead_types = described.bead_types
     if bead_types is None:
-        names = data["bead_names"] or [str(i) for i in range(n_beads)]
+        names = described.bead_names or [str(i) for i in range(n_beads)]
         distinct = sorted(set(names), key=names.index)
         bead_types = [distinct.index(name) for name in names]
         warnings.warn(f"the dataset has no bead types: one type per distinct bead name ({len(distinct)} types)")
@@ -163,7 +165,7 @@ def run_config(config: dict, print_fn=print):
     else:
         n_types = model_settings["n_types"]
         if n_types is None:
-            n_types = len(data["type_names"]) if data.get("type_names") else max(bead_types) + 1
+            n_types = len(described.type_names) if described.type_names else max(bead_types) + 1
         arguments = dict(model_settings, n_types=int(n_types), output_hidden=tuple(model_settings["output_hidden"]))
         torch.manual_seed(int(settings["seed"]))
         model = CGSchNet(**arguments)
@@ -178,21 +180,17 @@ def run_config(config: dict, print_fn=print):
     checkpoint_dir = config["checkpoint_dir"]
     if checkpoint_dir is None:
         checkpoint_dir = (output[:-3] if output.endswith(".pt") else output) + "-training"
-    trainer = ForceMatching(model, priors, bead_types, exclusions, checkpoint_dir=checkpoint_dir,
-                            resume=bool(config["resume"]), progress=bool(config["progress"]), **settings)
-    print_fn(f"force matching on {data['n_frames']} frames of {n_beads} beads from {config['data']}; "
+    trainer = ForceMatching(model, priors, bead_types, exclusions, **settings)
+    callbacks = [TrainingCheckpoint(checkpoint_dir, resume=bool(config["resume"]))]
+    if config["progress"]:
+        callbacks.append(ProgressBar())
+    print_fn(f"force matching on {data.n_frames} frames of {n_beads} beads from {config['data']}; "
              f"checkpoints in {checkpoint_dir}")
-    trainer.fit(data["coordinates"], data["forces"], data["trajectory"])
+    trainer.fit(data, callbacks=callbacks)
 
-    masses = config["masses"] if config["masses"] is not None else data.get("masses")
-    if masses is None:
+    if config["masses"] is None and data.masses is None:
         warnings.warn("neither the config nor the dataset gives bead masses: 100 amu each")
-    temperature = data["temperature"] or priors.temperature or 300.0
-    metadata = {"dataset": os.path.abspath(config["data"]), "system": data.get("system"),
-                "sequence": data["attrs"].get("sequence"), "stride": config["stride"],
-                "model": {k: (list(v) if isinstance(v, tuple) else v) for k, v in model.config.items()}}
-    cg = trainer.to_cgmodel(bead_names=data["bead_names"], masses=masses, temperature=temperature,
-                            mapping=data["mapping"] or {}, metadata=metadata)
+    cg = trainer.fetch_model(masses=config["masses"])
     cg.save(output)
     print_fn(f"best validation force MSE {trainer.best_val_loss_:.4g} (kJ/mol/nm)^2 at epoch {trainer.best_epoch_} "
              f"of {len(trainer.history_)}; model -> {output}; loss curve -> "

@@ -6,7 +6,9 @@ Modules, one job each:
 - :mod:`~openmmcgml.data.systems`: the built-in systems (alanine dipeptide, chignolin CLN025);
 - :mod:`~openmmcgml.data.oracle`: the all-atom OpenMM runs (:func:`run_oracle`, :func:`generate_oracle`);
 - :mod:`~openmmcgml.data.checkpoint`: portable checkpoints of those runs;
-- :mod:`~openmmcgml.data.trajectory`: the HDF5 trajectory format (``docs/data-format.md``).
+- :mod:`~openmmcgml.data.trajectory`: the HDF5 trajectory format (``docs/data-format.md``): the
+  package's one reader and writer of frames, and :class:`Trajectory`, frames in memory;
+- :mod:`~openmmcgml.data.split`: the training/validation split by trajectory.
 
 ``load_config`` (YAML configs with ``KEY=VALUE`` overrides) is the one every ``cgml`` command uses.
 
@@ -35,6 +37,7 @@ from .oracle import (
     resume_oracle,
     run_oracle,
 )
+from .split import index_ranges, ranges_to_indices, split_by_trajectory
 from .peptides import AMINO_ACIDS, Molecule, add_hydrogens, build_peptide, format_sequence, load_pdb, parse_sequence
 from .systems import BUILTIN_SYSTEMS, SystemSpec, builtin_system
 from .trajectory import (
@@ -72,16 +75,19 @@ __all__ = [
     "evaluate_frames",
     "format_sequence",
     "generate_oracle",
+    "index_ranges",
     "load_config",
     "load_pdb",
     "load_trajectories",
     "parse_sequence",
     "prepare_molecule",
+    "ranges_to_indices",
     "read_checkpoint",
     "read_trajectory",
     "resolve_platform",
     "resume_oracle",
     "run_oracle",
+    "split_by_trajectory",
     "truncate_frames",
     "write_checkpoint",
     "write_trajectory",

@@ -1,11 +1,14 @@
 """Trajectory datasets on disk (HDF5): all-atom oracle output and its coarse-grained mapping.
 
 The layout is written down in ``docs/data-format.md``; this module is its only writer and the
-reader every other part of the package uses:
+reader every other part of the package uses (the oracle, the mapper, priors fitting, force
+matching, CG simulations and their analysis), with one set of layout checks:
 
 - :class:`Trajectory` holds frames in memory (numpy arrays) with their :class:`TrajectoryMetadata`;
-- :func:`read_trajectory` / :func:`load_trajectories` read one file or several;
+- :func:`read_trajectory` / :func:`load_trajectories` read one file or several (``resolution=``
+  refuses a file of the other resolution, ``frames=slice(None, None, stride)`` thins it);
 - :class:`TrajectoryFile` reads lazily (large all-atom files, streaming in chunks);
+- :class:`TrajectoryInfo` is a file's header (sizes and metadata) without its frames;
 - :func:`create_trajectory_file`, :func:`append_frames` and :func:`truncate_frames` are the
   append-only writer the oracle uses: each call opens the file, writes, and closes it again, so a
   process killed between calls never leaves the file half-written;
@@ -23,6 +26,8 @@ Examples
 >>> back = read_trajectory(path)
 >>> back.n_frames, back.n_particles, back.metadata.temperature
 (4, 5, 300.0)
+>>> read_trajectory(path, frames=slice(None, None, 2), resolution="coarse-grained").n_frames
+2
 """
 
 from __future__ import annotations
@@ -31,9 +36,12 @@ import io
 import json
 import math
 import os
+import warnings
 from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
+
+from .split import split_by_trajectory
 
 __all__ = [
     "FORMAT",
@@ -55,7 +63,13 @@ FORMAT_VERSION = 1
 RESOLUTIONS = ("all-atom", "coarse-grained")
 #: Datasets with one entry per frame, in the order they are written.
 FRAME_DATASETS = ("coordinates", "forces", "potential_energy", "trajectory", "step")
+#: Datasets a file must hold to be read; the other frame datasets read as their defaults when absent
+#: (potential energy NaN, step the frame index, every frame run 0), as a file written with plain
+#: h5py may leave them out. Files that are appended to must hold all of FRAME_DATASETS.
+REQUIRED_DATASETS = ("coordinates", "forces")
 _DTYPES = {"coordinates": np.float32, "forces": np.float32, "potential_energy": np.float64, "trajectory": np.int32, "step": np.int64}
+# In memory, run indices are int64 (numpy's index type); on disk int32 as documented.
+_MEMORY_DTYPES = {**_DTYPES, "trajectory": np.int64}
 # Metadata stored as JSON text in the root attributes.
 _JSON_ATTRS = ("forcefield", "mapping", "bead_names", "bead_types", "type_names")
 
@@ -209,7 +223,13 @@ class TrajectoryMetadata:
 
     @classmethod
     def from_attrs(cls, attrs):
-        """Metadata from HDF5 root attributes (unknown attributes go to :attr:`extra`)."""
+        """Metadata from HDF5 root attributes (unknown attributes go to :attr:`extra`).
+
+        Raises
+        ------
+        ValueError
+            If ``resolution`` is missing or a JSON attribute is not valid JSON.
+        """
         known = {item.name for item in fields(cls)} - {"extra"}
         values, extra = {}, {}
         for key, value in attrs.items():
@@ -217,7 +237,10 @@ class TrajectoryMetadata:
             if key in ("format", "format_version"):
                 continue
             if key in _JSON_ATTRS:
-                values[key] = json.loads(value)
+                try:
+                    values[key] = json.loads(value) if isinstance(value, str) else value
+                except json.JSONDecodeError as error:
+                    raise ValueError(f"attribute {key!r} is not valid JSON ({error})") from error
             elif key in known:
                 values[key] = value
             else:
@@ -250,7 +273,7 @@ def _frame_array(name, value, n_frames=None):
             raise ValueError(f"{name} must have shape (n_frames, n_particles, 3), not {array.shape}")
     elif array.ndim == 0 and n_frames is not None:
         array = np.full(n_frames, array)
-    return array.astype(_DTYPES[name], copy=False)
+    return array.astype(_MEMORY_DTYPES[name], copy=False)
 
 
 @dataclass
@@ -272,6 +295,10 @@ class Trajectory:
     metadata : TrajectoryMetadata, optional
     masses : array_like, optional
         Shape ``(n_particles,)``, amu.
+    source : dict, optional
+        Where the frames were read from: ``{"path": absolute path, "stride": int or None}``
+        (stride None: a selection other than every ``stride``-th frame), set by the readers;
+        None for frames made in memory. Selecting frames or concatenating drops it.
 
     Raises
     ------
@@ -294,6 +321,7 @@ class Trajectory:
     step: np.ndarray | None = None
     metadata: TrajectoryMetadata | None = None
     masses: np.ndarray | None = None
+    source: dict | None = None
 
     def __post_init__(self):
         self.coordinates = _frame_array("coordinates", self.coordinates)
@@ -351,6 +379,7 @@ class Trajectory:
             potential_energy=self.potential_energy[frames],
             trajectory=self.trajectory[frames],
             step=self.step[frames],
+            source=None,
         )
 
     def topology(self):
@@ -399,12 +428,14 @@ class Trajectory:
             masses=first.masses,
         )
 
-    def split(self, validation_fraction=0.1, seed=0):
+    def split(self, validation_fraction=0.1, seed=0, validation_trajectories=None):
         """Split into training and validation frames without mixing correlated frames.
 
-        With several runs (distinct ``trajectory`` indices), whole runs go to validation (chosen
-        at random with `seed`) until at least `validation_fraction` of the frames are there; with
-        a single run, the last `validation_fraction` of its frames form one contiguous block.
+        The split of :func:`~openmmcgml.data.split.split_by_trajectory` (the one force matching
+        uses): with several runs (distinct ``trajectory`` indices), a random `validation_fraction`
+        of the runs (at least one, never all), or the runs named in `validation_trajectories`, go
+        to validation; a single run is split in time, its last `validation_fraction` of frames
+        forming one contiguous block (with a warning).
 
         Returns
         -------
@@ -419,23 +450,8 @@ class Trajectory:
         >>> len(train), len(validation), np.unique(validation.trajectory).size
         (5, 5, 1)
         """
-        if not 0.0 < validation_fraction < 1.0:
-            raise ValueError(f"validation_fraction must lie in (0, 1), not {validation_fraction}")
-        runs = np.unique(self.trajectory)
-        if len(runs) > 1:
-            rng = np.random.default_rng(seed)
-            chosen, count = [], 0
-            for run in rng.permutation(runs):
-                if count >= validation_fraction * self.n_frames or len(chosen) == len(runs) - 1:
-                    break
-                chosen.append(run)
-                count += int(np.sum(self.trajectory == run))
-            mask = np.isin(self.trajectory, chosen)
-        else:
-            n_validation = max(1, int(round(validation_fraction * self.n_frames)))
-            mask = np.zeros(self.n_frames, dtype=bool)
-            mask[self.n_frames - n_validation:] = True
-        return self[~mask], self[mask]
+        train, validation, _ = split_by_trajectory(self.trajectory, validation_fraction, seed, validation_trajectories)
+        return self[train], self[validation]
 
 
 # ----------------------------------------------------------------------------------- writing
@@ -548,7 +564,7 @@ def append_frames(path, coordinates, forces=None, potential_energy=None, traject
     h5py = _h5py()
     path = os.fspath(path)
     with h5py.File(path, "r+") as handle:
-        _check_layout(handle, path)
+        _check_layout(handle, path, writing=True)
         n_old = handle["coordinates"].shape[0]
         if handle["coordinates"].shape[1] != frames.n_particles:
             raise ValueError(
@@ -567,7 +583,7 @@ def truncate_frames(path, n_frames):
     h5py = _h5py()
     path = os.fspath(path)
     with h5py.File(path, "r+") as handle:
-        _check_layout(handle, path)
+        _check_layout(handle, path, writing=True)
         current = handle["coordinates"].shape[0]
         if n_frames > current:
             raise ValueError(f"{path} holds {current} frames, cannot truncate it to {n_frames}")
@@ -592,23 +608,56 @@ def write_trajectory(path, trajectory, *, overwrite=False, **options):
 # ----------------------------------------------------------------------------------- reading
 
 
-def _check_layout(handle, path):
-    if handle.attrs.get("format") not in (FORMAT, FORMAT.encode()):
-        raise ValueError(f"{path} is not an openmm-cgml trajectory file (attribute 'format' is {handle.attrs.get('format')!r})")
+def _check_layout(handle, path, *, writing=False, resolution=None):
+    """Check an open file against ``docs/data-format.md`` and return its :class:`TrajectoryMetadata`.
+
+    Reading needs ``coordinates`` and ``forces`` of one shape ``(n_frames, n_particles, 3)``;
+    writing (appending, truncating) needs every frame dataset. Any other frame dataset present
+    must hold one entry per frame, and the bead attributes and ``masses`` one entry per particle.
+    ``resolution``, when given, is the resolution the caller needs.
+    """
+    stated = _plain(handle.attrs.get("resolution"))
+    if resolution is not None and stated is not None and stated != resolution:
+        hint = " (map it with openmmcgml.mapping first)" if resolution == "coarse-grained" else ""
+        article = "an" if resolution[:1] in "aeiou" else "a"
+        raise ValueError(f"dataset {path} has resolution {stated!r}; this needs {article} {resolution} dataset{hint}")
+    kind = _plain(handle.attrs.get("format"))
+    if kind != FORMAT:
+        raise ValueError(f"dataset {path} is not an openmm-cgml trajectory file (attribute 'format' is {kind!r})")
     version = int(handle.attrs.get("format_version", -1))
     if version > FORMAT_VERSION:
-        raise ValueError(f"{path} has format_version {version}; this openmmcgml reads up to {FORMAT_VERSION}")
-    missing = [name for name in FRAME_DATASETS if name not in handle]
+        raise ValueError(f"dataset {path} has format_version {version}; this openmmcgml reads up to {FORMAT_VERSION}")
+    missing = [name for name in (FRAME_DATASETS if writing else REQUIRED_DATASETS) if name not in handle]
     if missing:
-        raise ValueError(f"{path} lacks the dataset(s) {', '.join(missing)}")
+        raise ValueError(f"dataset {path} lacks the dataset(s) {', '.join(missing)}")
     shape = handle["coordinates"].shape
     if len(shape) != 3 or shape[2] != 3:
         raise ValueError(f"{path}: coordinates have shape {shape}, expected (n_frames, n_particles, 3)")
     if handle["forces"].shape != shape:
         raise ValueError(f"{path}: forces have shape {handle['forces'].shape} but coordinates have shape {shape}; they must be equal")
     for name in ("potential_energy", "trajectory", "step"):
-        if handle[name].shape != (shape[0],):
+        if name in handle and handle[name].shape != (shape[0],):
             raise ValueError(f"{path}: {name} has shape {handle[name].shape} but there are {shape[0]} frames (coordinates {shape})")
+    try:
+        metadata = TrajectoryMetadata.from_attrs(handle.attrs)
+    except ValueError as error:
+        raise ValueError(f"dataset {path}: {error}") from error
+    for key in ("bead_names", "bead_types"):
+        values = getattr(metadata, key)
+        if values is not None and len(values) != shape[1]:
+            raise ValueError(f"dataset {path}: attribute {key} lists {len(values)} beads but the coordinates have {shape[1]}")
+    if "masses" in handle and handle["masses"].shape != (shape[1],):
+        raise ValueError(f"dataset {path}: masses have shape {handle['masses'].shape} but the coordinates have {shape[1]} particles")
+    return metadata
+
+
+def _default_frame_values(name, n_frames):
+    """What an absent optional frame dataset reads as."""
+    if name == "potential_energy":
+        return np.full(n_frames, np.nan)
+    if name == "step":
+        return np.arange(n_frames, dtype=np.int64)
+    return np.zeros(n_frames, dtype=_MEMORY_DTYPES[name])
 
 
 class TrajectoryFile:
@@ -617,13 +666,16 @@ class TrajectoryFile:
     Parameters
     ----------
     path : str or os.PathLike
+    resolution : {"all-atom", "coarse-grained"}, optional
+        The resolution the caller needs: a file that states another one is refused.
 
     Raises
     ------
     FileNotFoundError
         If the file does not exist.
     ValueError
-        If it is not a trajectory file or its datasets disagree in shape.
+        One line naming the file: a directory, a damaged or unreadable HDF5 file, not a
+        trajectory file, another resolution than ``resolution``, datasets that disagree in shape.
 
     Examples
     --------
@@ -633,21 +685,24 @@ class TrajectoryFile:
     >>> with TrajectoryFile(path) as data:
     ...     [len(chunk) for chunk in data.iter_chunks(2)]
     [2, 2, 1]
+    >>> TrajectoryFile(path, resolution="coarse-grained")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: dataset ... has resolution 'all-atom'; this needs a coarse-grained dataset (map it ...)
     """
 
-    def __init__(self, path):
+    def __init__(self, path, resolution=None):
         h5py = _h5py()
         self.path = os.fspath(path)
         if not os.path.exists(self.path):
-            raise FileNotFoundError(f"trajectory file not found: {self.path}")
+            raise FileNotFoundError(f"dataset {self.path} does not exist")
         if os.path.isdir(self.path):
-            raise ValueError(f"{self.path} is a directory, not a trajectory file")
-        with hdf5_errors(self.path):
+            raise ValueError(f"dataset {self.path} is a directory, not an HDF5 file")
+        with hdf5_errors(f"dataset {self.path}"):
             self._handle = h5py.File(self.path, "r")
         try:
-            with hdf5_errors(self.path):
-                _check_layout(self._handle, self.path)
-                self.metadata = TrajectoryMetadata.from_attrs(self._handle.attrs)
+            with hdf5_errors(f"dataset {self.path}"):
+                self.metadata = _check_layout(self._handle, self.path, resolution=resolution)
         except Exception:
             self._handle.close()
             raise
@@ -658,7 +713,7 @@ class TrajectoryFile:
     def __exit__(self, kind, error, traceback):
         self.close()
         # what h5py raises while the file is read (a damaged chunk, say) becomes a ValueError naming it
-        hdf5_errors(self.path).__exit__(kind, error, traceback)
+        hdf5_errors(f"dataset {self.path}").__exit__(kind, error, traceback)
 
     def close(self):
         """Close the file."""
@@ -697,16 +752,30 @@ class TrajectoryFile:
         return None
 
     def dataset(self, name):
-        """The h5py dataset `name` (for slicing without loading everything)."""
+        """The h5py dataset `name` (for slicing without loading everything).
+
+        An optional frame dataset the file does not hold (``potential_energy``, ``trajectory``,
+        ``step``) comes back as a numpy array of its defaults, which slices the same way.
+        """
+        if name in FRAME_DATASETS and name not in self._handle:
+            return _default_frame_values(name, self.n_frames)
         return self._handle[name]
 
     def read(self, frames=None):
-        """Frames as a :class:`Trajectory`: all of them, or those of a slice, an index, an index
-        array (any order, repeats allowed) or a boolean mask."""
+        """Frames as a :class:`Trajectory`: all of them, or those of a slice (positive step), an
+        index, an index array (any order, repeats allowed) or a boolean mask."""
         if frames is None:
             frames = slice(None)
+        if isinstance(frames, slice) and frames.step is not None and (
+                isinstance(frames.step, bool) or int(frames.step) != frames.step or frames.step < 1):
+            raise ValueError(f"a stride must be a positive integer (got {frames.step!r})")
+        if "trajectory" not in self._handle:
+            warnings.warn(f"dataset {self.path} has no trajectory dataset; all frames count as one trajectory")
+        stride = None
         if isinstance(frames, slice):
-            data = {name: self._handle[name][frames] for name in FRAME_DATASETS}
+            if frames.start in (None, 0) and frames.stop is None:
+                stride = int(frames.step or 1)
+            data = {name: self.dataset(name)[frames] for name in FRAME_DATASETS}
         else:
             selection = np.atleast_1d(np.asarray(frames))
             if selection.dtype == bool:
@@ -718,8 +787,9 @@ class TrajectoryFile:
             if selection.size and (selection.min() < 0 or selection.max() >= self.n_frames):
                 raise IndexError(f"frame index out of range for {self.path} with {self.n_frames} frames")
             unique, inverse = np.unique(selection, return_inverse=True)
-            data = {name: self._handle[name][unique][inverse] for name in FRAME_DATASETS}
-        return Trajectory(**data, metadata=self.metadata, masses=self.masses)
+            data = {name: self.dataset(name)[unique][inverse] for name in FRAME_DATASETS}
+        return Trajectory(**data, metadata=self.metadata, masses=self.masses,
+                          source={"path": os.path.abspath(self.path), "stride": stride})
 
     def iter_chunks(self, chunk_frames=1000):
         """Yield consecutive blocks of at most `chunk_frames` frames as :class:`Trajectory` objects."""
@@ -740,9 +810,9 @@ class TrajectoryInfo:
     metadata: TrajectoryMetadata
 
     @classmethod
-    def of(cls, path):
-        """The header of the file at `path`."""
-        with TrajectoryFile(path) as handle:
+    def of(cls, path, resolution=None):
+        """The header of the file at `path` (``resolution`` as :class:`TrajectoryFile`)."""
+        with TrajectoryFile(path, resolution) as handle:
             return cls(handle.path, handle.n_frames, handle.n_particles, handle.metadata)
 
     def read(self, frames=None):
@@ -750,19 +820,28 @@ class TrajectoryInfo:
         return read_trajectory(self.path, frames)
 
 
-def read_trajectory(path, frames=None):
+def read_trajectory(path, frames=None, *, resolution=None):
     """Read a trajectory file (all frames, or those selected by `frames`) into memory.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    frames : slice, int, array of int or bool, optional
+        As :meth:`TrajectoryFile.read`; ``slice(None, None, stride)`` keeps every
+        ``stride``-th frame.
+    resolution : {"all-atom", "coarse-grained"}, optional
+        Refuse a file of the other resolution.
 
     Raises
     ------
     FileNotFoundError, ValueError
         As :class:`TrajectoryFile`.
     """
-    with TrajectoryFile(path) as handle:
+    with TrajectoryFile(path, resolution) as handle:
         return handle.read(frames)
 
 
-def load_trajectories(paths):
+def load_trajectories(paths, *, resolution=None):
     """Read one or several trajectory files of one system into a single :class:`Trajectory`.
 
     The ``trajectory`` indices of each file are shifted past those of the files before it, so
@@ -770,4 +849,4 @@ def load_trajectories(paths):
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
-    return Trajectory.concatenate([read_trajectory(path) for path in paths])
+    return Trajectory.concatenate([read_trajectory(path, resolution=resolution) for path in paths])
