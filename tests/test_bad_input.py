@@ -374,3 +374,40 @@ def test_gpu_parameter_array_beyond_32_bit_indexing_is_refused():
     force = model.to_force([0, 1], filter_tabulation_points=1000000)
     with pytest.raises(openmm.OpenMMException, match="32-bit indexing; use fewer filter tabulation points"):
         make_context(make_system(2, force), "OpenCL", {"Precision": "single"})
+
+
+@pytest.mark.parametrize("name,value,message", [
+    ("CpuSIMD", "generic", r"unknown property 'CpuSIMD' \(the properties are CpuSimd, CommonTuning\)"),
+    ("CpuSimd", "avx512", r"property CpuSimd = 'avx512' is not valid: use auto, avx2 or generic"),
+    ("CommonTuning", "tilePairs=0", r"property CommonTuning = 'tilePairs=0' is not valid: tilePairs must be an integer from 1 to 1024"),
+    ("CommonTuning", "singleLaunch=yes", r"property CommonTuning = 'singleLaunch=yes' is not valid: singleLaunch must be 0 or 1"),
+    ("CommonTuning", "tileBeads=2,warps=4", r"property CommonTuning = 'tileBeads=2,warps=4' is not valid: unknown key 'warps'"),
+    ("CommonTuning", "groups", r"property CommonTuning = 'groups' is not valid: 'groups' is not of the form key=value"),
+])
+def test_bad_property_is_refused_naming_it(name, value, message):
+    force = minimal_force()
+    force.setProperty("CommonTuning", "tileBeads=2")
+    with pytest.raises(openmm.OpenMMException, match=message):
+        force.setProperty(name, value)
+    assert force.getProperties() == {"CommonTuning": "tileBeads=2"}  # unchanged
+
+
+def test_bad_environment_default_is_refused_naming_it(monkeypatch):
+    """The environment variable behind a property is checked when a Context reads it; a force's own
+    property replaces it."""
+    monkeypatch.setenv("OPENMM_CGML_CPU_SIMD", "fast")
+    with pytest.raises(openmm.OpenMMException, match=r"environment variable OPENMM_CGML_CPU_SIMD = 'fast' is not valid"):
+        make_context(make_system(2, configured()), "CPU")
+    force = configured()
+    force.setProperty("CpuSimd", "generic")
+    context = make_context(make_system(2, force), "CPU")
+    assert force.getEffectiveProperties(context) == {"CpuSimd": "generic"}
+
+
+def test_properties_cannot_change_in_a_context():
+    force = configured()
+    context = make_context(make_system(2, force), "Reference")
+    assert force.getEffectiveProperties(context) == {}  # the Reference platform reads none
+    force.setProperty("CpuSimd", "generic")
+    with pytest.raises(openmm.OpenMMException, match="the properties changed"):
+        force.updateParametersInContext(context)

@@ -53,6 +53,39 @@ def test_work_decompositions_give_the_same_function(monkeypatch, tuning):
     assert np.array_equal(plugin_energy_forces(context, positions)[1], forces)
 
 
+@needs_opencl
+def test_two_contexts_in_one_process_with_different_tuning(monkeypatch):
+    """The CommonTuning property sets the work decomposition per Context and overrides
+    OPENMM_CGML_COMMON_TUNING (the default of a force without it): in one process, Contexts with
+    different tiles compute the same function, to double-precision rounding, and each reports
+    the settings it uses; those settings, given back as the property, reproduce the Context."""
+    monkeypatch.setenv(TUNING, "tileBeads=2,tilePairs=3")
+    model, positions, types, molecules, exclusions = replica_system(seed=21, activation="tanh")
+    ref_energy, ref_forces = torch_energy_forces(model, positions, types, molecules, exclusions)
+    settings = ["tileBeads=1,tilePairs=1", "tileBeads=5,tilePairs=7", None]
+    forces, contexts, results = [], [], []
+    for setting in settings:
+        force = model.to_force(types, molecules, exclusions)
+        if setting is not None:
+            force.setProperty("CommonTuning", setting)
+        forces.append(force)
+        contexts.append(make_context(make_system(len(positions), force), "OpenCL", {"Precision": "double"}))
+        results.append(plugin_energy_forces(contexts[-1], positions))
+    for energy, forces_found in results:
+        assert energy == pytest.approx(ref_energy, rel=1e-9)
+        assert relative_error(forces_found, ref_forces) < 1e-6
+    in_use = [force.getEffectiveProperties(context)["CommonTuning"] for force, context in zip(forces, contexts)]
+    # OpenCL has no grid-wide barrier, so every stage is its own launch.
+    assert in_use[0].startswith("singleLaunch=0,") and in_use[0].endswith(",tilePairs=1,tileBeads=1")
+    assert in_use[1].endswith(",tilePairs=7,tileBeads=5")
+    assert in_use[2].endswith(",tilePairs=3,tileBeads=2")  # from the environment
+    again = model.to_force(types, molecules, exclusions)
+    again.setProperty("CommonTuning", in_use[1])
+    context = make_context(make_system(len(positions), again), "OpenCL", {"Precision": "double"})
+    assert again.getEffectiveProperties(context)["CommonTuning"] == in_use[1]
+    assert np.array_equal(plugin_energy_forces(context, positions)[1], results[1][1])
+
+
 @pytest.mark.parametrize("platform", GPU_PLATFORMS)
 def test_active_pairs_change_between_evaluations(platform):
     """A compact frame (every pair active), a spread-out one (few active) and the compact one again:

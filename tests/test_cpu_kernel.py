@@ -71,6 +71,42 @@ def test_baseline_instruction_set_matches_torch(monkeypatch):
         assert not np.array_equal(default[1], generic[1])
 
 
+def processor_has_avx2():
+    flags = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""
+    return " avx2" in flags and " fma" in flags
+
+
+def test_two_contexts_in_one_process_with_different_instruction_sets(monkeypatch):
+    """The CpuSimd property chooses the arithmetic per Context and overrides OPENMM_CGML_CPU_SIMD
+    (the default of a force without it): in one process a baseline Context and an automatic one
+    both match float64 torch, and each reports the instruction set it uses."""
+    monkeypatch.setenv("OPENMM_CGML_CPU_SIMD", "generic")
+    model, force, positions, types, molecules, exclusions = replica_system(seed=12, activation="silu")
+    expected_energy, expected_forces = torch_energy_forces(model, positions, types, molecules, exclusions)
+    typed_forces = {setting: copy.copy(force) for setting in ("generic", "auto", None)}
+    for setting, typed in typed_forces.items():
+        if setting is not None:
+            typed.setProperty("CpuSimd", setting)
+    contexts = {setting: make_context(make_system(len(positions), typed), "CPU") for setting, typed in typed_forces.items()}
+    results = {setting: plugin_energy_forces(context, positions) for setting, context in contexts.items()}
+    for energy, forces in results.values():
+        assert energy == pytest.approx(expected_energy, rel=TOLERANCE)
+        assert relative_error(forces, expected_forces) < TOLERANCE
+    in_use = {setting: typed_forces[setting].getEffectiveProperties(context) for setting, context in contexts.items()}
+    automatic = "avx2" if processor_has_avx2() else "generic"
+    assert in_use == {"generic": {"CpuSimd": "generic"}, "auto": {"CpuSimd": automatic}, None: {"CpuSimd": "generic"}}
+    assert typed_forces["generic"].getProperties() == {"CpuSimd": "generic"} and typed_forces[None].getProperties() == {}
+    assert np.array_equal(results["generic"][1], results[None][1])  # the environment's choice
+    if automatic == "avx2":
+        # the two builds round differently (fused multiply-adds): the Contexts really differ
+        assert not np.array_equal(results["generic"][1], results["auto"][1])
+        avx2 = copy.copy(force)
+        avx2.setProperty("CpuSimd", "avx2")
+        context = make_context(make_system(len(positions), avx2), "CPU")
+        assert avx2.getEffectiveProperties(context) == {"CpuSimd": "avx2"}
+        assert np.array_equal(plugin_energy_forces(context, positions)[1], results["auto"][1])
+
+
 def test_replicas_add_up():
     model = make_model(seed=3)
     one = random_positions(10, 1.2, seed=4)

@@ -237,6 +237,28 @@ def test_version_3_without_a_checksum_is_refused():
         openmm.XmlSerializer.deserialize(stripped)
 
 
+def test_properties_round_trip_and_are_checked():
+    """Properties travel with the force (XML, pickle, copy) in an optional Properties element of the
+    same format version, absent from a force that has none, so such files stay as they were; a
+    property in a file is checked as setProperty checks it."""
+    _, force = configured_force()
+    plain = openmm.XmlSerializer.serialize(force)
+    assert "Propert" not in plain
+    force.setProperty("CpuSimd", "generic")
+    force.setProperty("CommonTuning", "tileBeads=2,tilePairs=4")
+    xml = openmm.XmlSerializer.serialize(force)
+    assert 'version="3"' in xml and xml.count("<Property ") == 2
+    for other in [CGSchNetForce.cast(openmm.XmlSerializer.deserialize(xml)), pickle.loads(pickle.dumps(force)), copy.copy(force)]:
+        assert other.getProperties() == {"CpuSimd": "generic", "CommonTuning": "tileBeads=2,tilePairs=4"}
+        assert_same_force(force, other)
+    # A reader of this version that does not know the element (and the force without it) sees the
+    # same force: the properties never change the energy.
+    stripped = re.sub(r"\s*<Properties>.*</Properties>", "", xml, flags=re.S)
+    assert openmm.XmlSerializer.serialize(openmm.XmlSerializer.deserialize(stripped)) == plain
+    with pytest.raises(openmm.OpenMMException, match=r"CGSchNetForce: property CpuSimd = 'avx9' is not valid"):
+        openmm.XmlSerializer.deserialize(xml.replace('value="generic"', 'value="avx9"'))
+
+
 SIZE_FIELDS = ["numTypes", "numFeatures", "numFilters", "numRBF", "filterTabulationPoints"]
 
 

@@ -15,6 +15,7 @@
 #include "openmm/OpenMMException.h"
 #include "openmm/serialization/XmlSerializer.h"
 #include <cmath>
+#include <map>
 #include <sstream>
 #include <typeinfo>
 #include <vector>
@@ -72,6 +73,16 @@ static bool cgmlSequenceToVector(PyObject* input, std::vector<T>& output, const 
     return true;
 }
 
+static PyObject* cgmlStringMapToDict(const std::map<std::string, std::string>& values) {
+    PyObject* dict = PyDict_New();
+    for (const auto& item : values) {
+        PyObject* value = PyUnicode_FromString(item.second.c_str());
+        PyDict_SetItemString(dict, item.first.c_str(), value);
+        Py_DECREF(value);
+    }
+    return dict;
+}
+
 template <class T>
 static PyObject* cgmlVectorToTuple(const std::vector<T>& values) {
     PyObject* tuple = PyTuple_New(values.size());
@@ -116,6 +127,13 @@ static PyObject* cgmlVectorToTuple(const std::vector<T>& values) {
 }
 %typemap(out) std::vector<int> {
     $result = cgmlVectorToTuple($1);
+}
+// Properties come back as a dict of str.
+%typemap(out) const std::map<std::string, std::string>& {
+    $result = cgmlStringMapToDict(*$1);
+}
+%typemap(out) std::map<std::string, std::string> {
+    $result = cgmlStringMapToDict($1);
 }
 %apply int& OUTPUT { int& particle1, int& particle2 };
 

@@ -112,6 +112,13 @@ void CGSchNetForceProxy::serialize(const void* object, SerializationNode& node) 
         exclusions.push_back(j);
     }
     node.createChildNode("Exclusions").setStringProperty("pairs", packInts(exclusions));
+    // Written only when set, so a force without properties gives the same file as before; a
+    // reader that does not know the node ignores it (properties never change the energy).
+    if (!force.getProperties().empty()) {
+        SerializationNode& properties = node.createChildNode("Properties");
+        for (const auto& property : force.getProperties())
+            properties.createChildNode("Property").setStringProperty("name", property.first).setStringProperty("value", property.second);
+    }
 }
 
 void* CGSchNetForceProxy::deserialize(const SerializationNode& node) const {
@@ -194,6 +201,10 @@ void* CGSchNetForceProxy::deserialize(const SerializationNode& node) const {
             throw OpenMMException("CGSchNetForce XML: the exclusion list has an odd number of indices");
         for (size_t e = 0; e < exclusions.size(); e += 2)
             force->addExclusion(exclusions[e], exclusions[e+1]);
+        for (const SerializationNode& child : node.getChildren())
+            if (child.getName() == "Properties")
+                for (const SerializationNode& property : child.getChildren())
+                    force->setProperty(property.getStringProperty("name"), property.getStringProperty("value"));
     }
     catch (const OpenMMException& e) {
         delete force;

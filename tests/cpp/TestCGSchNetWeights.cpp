@@ -1,16 +1,19 @@
 /**
  * Checks of the host-side layer that every kernel starts from: CGSchNetWeights (read from a force
  * whose values are written out here by hand), the dense-layer and transpose helpers, the float
- * range check and the shared scalar math (activations, cosine cutoff, periodic-box check).
+ * range check, the shared scalar math (activations, cosine cutoff, periodic-box check) and the
+ * kernel options (force properties and their environment variables).
  */
 
 #include "CGSchNetForce.h"
+#include "internal/CGMLKernelOptions.h"
 #include "internal/CGMLMath.h"
 #include "internal/CGSchNetFilterTable.h"
 #include "internal/CGSchNetWeights.h"
 #include "openmm/OpenMMException.h"
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -210,6 +213,58 @@ static void testMath() {
           "the periodic-box check names the cutoff and the smallest width");
 }
 
+static void testKernelOptions() {
+    CGMLKernelOptions::checkProperty("CpuSimd", "generic", "CGSchNetForce");
+    CGMLKernelOptions::checkProperty("CommonTuning", "singleLaunch=1, groups=4,,tileBeads=2", "CGSchNetForce");
+    check(throwsWith([] { CGMLKernelOptions::checkProperty("CpuSIMD", "generic", "CGSchNetForce"); },
+                     "CGSchNetForce: unknown property 'CpuSIMD' (the properties are CpuSimd, CommonTuning)"), "unknown property");
+    check(throwsWith([] { CGMLKernelOptions::checkProperty("CpuSimd", "avx512", "CGSchNetForce"); },
+                     "property CpuSimd = 'avx512' is not valid: use auto, avx2 or generic"), "bad CpuSimd value");
+    check(throwsWith([] { CGMLKernelOptions::checkProperty("CommonTuning", "tilePairs=0", "CGSchNetForce"); },
+                     "property CommonTuning = 'tilePairs=0' is not valid: tilePairs must be an integer from 1 to 1024"), "tilePairs=0");
+    check(throwsWith([] { CGMLKernelOptions::checkProperty("CommonTuning", "singleLaunch=2", "CGSchNetForce"); },
+                     "singleLaunch must be 0 or 1"), "singleLaunch=2");
+    check(throwsWith([] { CGMLKernelOptions::checkProperty("CommonTuning", "tiles=3", "CGSchNetForce"); }, "unknown key 'tiles'"),
+          "unknown tuning key");
+    check(throwsWith([] { CGMLKernelOptions::checkProperty("CommonTuning", "groups=4x", "CGSchNetForce"); },
+                     "groups must be an integer from 1 to 65536 (got '4x')"), "a number with trailing text");
+    check(throwsWith([] { CGMLKernelOptions::checkProperty("CommonTuning", "tileBeads=1025", "CGSchNetForce"); },
+                     "tileBeads must be an integer from 1 to 1024 (got '1025')"), "a tile beyond local memory");
+
+    // A force's property wins over the environment variable, which wins over the default.
+    map<string, string> none, generic = {{"CpuSimd", "generic"}}, avx2 = {{"CpuSimd", "avx2"}};
+    unsetenv("OPENMM_CGML_CPU_SIMD");
+    check(CGMLKernelOptions::getCpuInstructionSet(none, "F") == CGMLKernelOptions::CpuAuto, "default CpuSimd");
+    check(CGMLKernelOptions::getCpuInstructionSet(generic, "F") == CGMLKernelOptions::CpuGeneric, "CpuSimd property");
+    setenv("OPENMM_CGML_CPU_SIMD", "generic", 1);
+    check(CGMLKernelOptions::getCpuInstructionSet(none, "F") == CGMLKernelOptions::CpuGeneric, "CpuSimd from the environment");
+    check(CGMLKernelOptions::getCpuInstructionSet(avx2, "F") == CGMLKernelOptions::CpuAvx2, "the property overrides the environment");
+    setenv("OPENMM_CGML_CPU_SIMD", "fast", 1);
+    check(throwsWith([&] { CGMLKernelOptions::getCpuInstructionSet(none, "CGSchNetForce"); },
+                     "CGSchNetForce: environment variable OPENMM_CGML_CPU_SIMD = 'fast' is not valid"), "bad environment value");
+    unsetenv("OPENMM_CGML_CPU_SIMD");
+
+    setenv("OPENMM_CGML_COMMON_TUNING", "tilePairs=5,tilePairs=7,singleLaunch=0", 1);
+    CGMLKernelOptions::CommonTuning tuning = CGMLKernelOptions::getCommonTuning(none, "F");
+    check(tuning.tilePairs == 7 && tuning.singleLaunch == 0 && tuning.groups == 0 && tuning.tileBeads == 0,
+          "tuning from the environment, a later key overriding an earlier one");
+    check(tuning.toString() == "singleLaunch=0,tilePairs=7", "tuning as text");
+    tuning = CGMLKernelOptions::getCommonTuning({{"CommonTuning", "groups=3"}}, "F");
+    check(tuning.groups == 3 && tuning.tilePairs == 0 && tuning.singleLaunch == -1, "the tuning property replaces the environment's");
+    unsetenv("OPENMM_CGML_COMMON_TUNING");
+
+    // On the force: set, replaced, removed, and checked.
+    CGSchNetForce force = makeForce();
+    force.setProperty("CpuSimd", "generic");
+    force.setProperty("CommonTuning", "tileBeads=2");
+    force.setProperty("CpuSimd", "avx2");
+    check(force.getProperties() == map<string, string>({{"CpuSimd", "avx2"}, {"CommonTuning", "tileBeads=2"}}), "force properties");
+    force.setProperty("CpuSimd", "");
+    check(force.getProperties() == map<string, string>({{"CommonTuning", "tileBeads=2"}}), "an empty value removes a property");
+    check(throwsWith([&] { force.setProperty("Threads", "2"); }, "unknown property 'Threads'"), "unknown property on the force");
+    check(force.getProperties().size() == 1, "a refused property is not stored");
+}
+
 int main() {
     try {
         testReadFromForce();
@@ -217,6 +272,7 @@ int main() {
         testValidation();
         testFloatRange();
         testMath();
+        testKernelOptions();
     }
     catch (const exception& e) {
         printf("exception: %s\n", e.what());

@@ -4,6 +4,7 @@
 #include "openmm/Context.h"
 #include "openmm/Force.h"
 #include "internal/CGMLExport.h"
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -210,6 +211,48 @@ public:
     void updateParametersInContext(OpenMM::Context& context);
 
     /**
+     * Set a property that selects how a platform computes the force, never what it computes, in
+     * Contexts created afterwards (the properties are part of a Context's structure, like the
+     * number of filter tabulation points).  Properties let two Contexts in one process differ;
+     * one that is not set takes its value from an environment variable when a Context is created,
+     * and otherwise its built-in default.
+     *
+     *   CpuSimd       the CPU platform's arithmetic: "auto" (the default: AVX2+FMA where the
+     *                 processor has it, else baseline x86-64), "avx2" (an error where the processor
+     *                 or the build lacks it) or "generic" (baseline x86-64).  Default from
+     *                 OPENMM_CGML_CPU_SIMD.
+     *   CommonTuning  developer settings of the CUDA, OpenCL and HIP kernels, comma-separated
+     *                 key=value pairs: singleLaunch=0|1 (all stages in one launch with grid
+     *                 barriers, where the platform allows it), groups=N (work groups of that
+     *                 launch, 1 to 65536), tilePairs=N, tileBeads=N (pairs and beads per
+     *                 work-group item, 1 to 1024); keys not given are chosen for the system.
+     *                 Default from OPENMM_CGML_COMMON_TUNING.
+     *
+     * Platforms ignore the properties of other platforms.  getEffectiveProperties() reports what
+     * a Context uses.
+     *
+     * @param name   the property
+     * @param value  its value; an empty string removes the property (the environment variable or
+     *               the default applies again)
+     * @throws OpenMMException naming the property if the name is unknown or the value invalid
+     */
+    void setProperty(const std::string& name, const std::string& value);
+    /** The properties set with setProperty() (not those taken from the environment or defaults). */
+    const std::map<std::string, std::string>& getProperties() const {
+        return properties;
+    }
+    /**
+     * The settings that the kernel of a Context uses, whether they come from this force's
+     * properties, the environment or the defaults: for each property its platform reads, the
+     * value in effect, with every automatic choice resolved (CPU: CpuSimd is "avx2" or
+     * "generic"; CUDA, OpenCL, HIP: CommonTuning lists all four keys).  The Reference platform
+     * reads none and returns an empty map.
+     *
+     * @param context  a Context whose System contains this force
+     */
+    std::map<std::string, std::string> getEffectiveProperties(const OpenMM::Context& context) const;
+
+    /**
      * Check that every setting is consistent, for a System of the given number of particles.
      * Throws an OpenMMException naming the first problem found.
      */
@@ -231,6 +274,7 @@ private:
     std::vector<std::vector<double> > outputWeights, outputBiases;
     std::vector<int> particles, beadTypes, molecules;
     std::vector<std::pair<int, int> > exclusions;
+    std::map<std::string, std::string> properties;
 };
 
 } // namespace OpenMMCGML

@@ -5,6 +5,7 @@
 #include "openmm/KernelImpl.h"
 #include "openmm/System.h"
 #include "openmm/internal/ContextImpl.h"
+#include <map>
 #include <string>
 
 namespace OpenMMCGML {
@@ -34,6 +35,13 @@ public:
      * that nothing structural changed.
      */
     virtual void copyParametersToContext(OpenMM::ContextImpl& context, const CGSchNetForce& force) = 0;
+    /**
+     * The settings in effect, by property name (CGSchNetForce::getEffectiveProperties()): only the
+     * properties this kernel reads, every automatic choice resolved.
+     */
+    virtual std::map<std::string, std::string> getEffectiveProperties() const {
+        return std::map<std::string, std::string>();
+    }
 };
 
 } // namespace OpenMMCGML

@@ -1,4 +1,5 @@
 #include "CGSchNetForce.h"
+#include "internal/CGMLKernelOptions.h"
 #include "internal/CGSchNetFilterTable.h"
 #include "internal/CGSchNetForceImpl.h"
 #include "internal/CGSchNetWeights.h"
@@ -286,6 +287,18 @@ vector<double> CGSchNetForce::computeFilterTabulationError(int numPoints) const 
     if (blocks.empty())
         fail("the model has no interaction blocks");
     return CGSchNetFilterTable::measureError(CGSchNetWeights(*this, false), numPoints);
+}
+
+void CGSchNetForce::setProperty(const string& name, const string& value) {
+    CGMLKernelOptions::checkProperty(name, value, "CGSchNetForce");
+    if (value.empty())
+        properties.erase(name);
+    else
+        properties[name] = value;
+}
+
+map<string, string> CGSchNetForce::getEffectiveProperties(const Context& context) const {
+    return dynamic_cast<const CGSchNetForceImpl&>(getImplInContext(context)).getEffectiveProperties();
 }
 
 void CGSchNetForce::validate(int numSystemParticles) const {

@@ -40,6 +40,10 @@ vector<string> CGSchNetForceImpl::getKernelNames() {
     return names;
 }
 
+map<string, string> CGSchNetForceImpl::getEffectiveProperties() const {
+    return kernel.getAs<CalcCGSchNetForceKernel>().getEffectiveProperties();
+}
+
 void CGSchNetForceImpl::updateParametersInContext(ContextImpl& context) {
     checkSameStructure(initialStructure, owner);
     owner.validate(context.getSystem().getNumParticles());
@@ -93,4 +97,7 @@ void CGSchNetForceImpl::checkSameStructure(const CGSchNetForce& a, const CGSchNe
     // The table size (and exact vs tabulated mode) fixes the kernels' buffers and code paths.
     if (a.getFilterTabulationPoints() != b.getFilterTabulationPoints())
         structureChanged("the number of filter tabulation points");
+    // The properties are read when the kernel is created.
+    if (a.getProperties() != b.getProperties())
+        structureChanged("the properties");
 }

@@ -29,6 +29,8 @@ public:
     std::map<std::string, double> getDefaultParameters();
     std::vector<std::string> getKernelNames();
     void updateParametersInContext(OpenMM::ContextImpl& context);
+    /** The kernel's settings in effect (CGSchNetForce::getEffectiveProperties()). */
+    std::map<std::string, std::string> getEffectiveProperties() const;
     /**
      * Throw an OpenMMException unless the two forces differ only in weights and scalar settings.
      */

@@ -2,6 +2,7 @@
 #define OPENMM_CGML_COMMONCGSCHNETKERNELS_H_
 
 #include "CGSchNetKernels.h"
+#include "internal/CGMLKernelOptions.h"
 #include "internal/CGSchNetWeights.h"
 #include "openmm/Platform.h"
 #include "openmm/common/ComputeArray.h"
@@ -27,11 +28,12 @@ namespace OpenMMCGML {
  * in a fixed order and forces go into OpenMM's fixed-point buffer, so repeated evaluations give
  * identical results.
  *
- * Developer settings (tuning on a new device) are read from the environment variable
- * OPENMM_CGML_COMMON_TUNING when a Context is created, as comma-separated key=value pairs:
- * singleLaunch=0|1 (use the grid-barrier single launch where the platform allows it; the default
- * picks it for small systems), groups=N (work groups of the single launch), tilePairs=N,
- * tileBeads=N (pairs and beads per work-group item).
+ * Developer settings (tuning on a new device) come from the force's CommonTuning property, or
+ * else the environment variable OPENMM_CGML_COMMON_TUNING, when a Context is created, as
+ * comma-separated key=value pairs (CGMLKernelOptions): singleLaunch=0|1 (use the grid-barrier
+ * single launch where the platform allows it; the default picks it for small systems), groups=N
+ * (work groups of the single launch), tilePairs=N, tileBeads=N (pairs and beads per work-group
+ * item).
  *
  * Debugging: with OPENMM_CGML_DUMP_KERNEL_SOURCE=<directory> each compilation of the kernels first
  * writes the source (cgschnet-N.cc) and the platform, precision and defines it is compiled with
@@ -50,11 +52,13 @@ public:
     void initialize(const OpenMM::System& system, const CGSchNetForce& force);
     double execute(OpenMM::ContextImpl& context, bool includeForces, bool includeEnergy);
     void copyParametersToContext(OpenMM::ContextImpl& context, const CGSchNetForce& force);
+    /** CommonTuning: all four settings in use (singleLaunch, groups, tilePairs, tileBeads). */
+    std::map<std::string, std::string> getEffectiveProperties() const;
 private:
     class ForceInfo;
     /** Refuse weights that the platform's precision cannot represent (see CGSchNetWeights). */
     void checkPrecisionRange(const CGSchNetWeights& weights);
-    void chooseDecomposition();
+    void chooseDecomposition(const CGMLKernelOptions::CommonTuning& tuning);
     void compileProgram();
     /** Write the kernel source and its defines into a directory (OPENMM_CGML_DUMP_KERNEL_SOURCE). */
     void dumpKernelSource(const std::string& directory, const std::map<std::string, std::string>& defines);

@@ -1,5 +1,6 @@
 #include "CommonCGSchNetKernels.h"
 #include "CommonCGMLKernelSources.h"
+#include "internal/CGMLKernelOptions.h"
 #include "internal/CGMLMath.h"
 #include "internal/CGSchNetFilterTable.h"
 #include "internal/CGSchNetTopology.h"
@@ -94,22 +95,6 @@ void uploadPadded(ComputeArray& array, vector<T> values) {
     array.upload(values);
 }
 
-// The developer settings of OPENMM_CGML_COMMON_TUNING ("key=value,key=value").
-map<string, int> readTuning() {
-    map<string, int> settings;
-    const char* text = getenv("OPENMM_CGML_COMMON_TUNING");
-    if (text == NULL)
-        return settings;
-    stringstream stream(text);
-    string item;
-    while (getline(stream, item, ',')) {
-        size_t equals = item.find('=');
-        if (equals != string::npos)
-            settings[item.substr(0, equals)] = atoi(item.substr(equals+1).c_str());
-    }
-    return settings;
-}
-
 } // namespace
 
 CommonCalcCGSchNetForceKernel::CommonCalcCGSchNetForceKernel(string name, const Platform& platform, ComputeContext& cc, int computeUnits) :
@@ -193,7 +178,7 @@ void CommonCalcCGSchNetForceKernel::initialize(const System& system, const CGSch
             << " beads are too many for the GPU kernels; split the system into smaller molecules";
         throw OpenMMException(msg.str());
     }
-    chooseDecomposition();
+    chooseDecomposition(CGMLKernelOptions::getCommonTuning(force.getProperties(), "CGSchNetForce"));
 
     // Topology.
     particles.initialize<int>(cc, atLeastOne(numBeads), "cgschnetParticles");
@@ -240,8 +225,7 @@ void CommonCalcCGSchNetForceKernel::initialize(const System& system, const CGSch
     compileProgram();
 }
 
-void CommonCalcCGSchNetForceKernel::chooseDecomposition() {
-    map<string, int> tuning = readTuning();
+void CommonCalcCGSchNetForceKernel::chooseDecomposition(const CGMLKernelOptions::CommonTuning& tuning) {
     int realSize = (cc.getUseDoublePrecision() ? sizeof(double) : sizeof(float));
     workGroupSize = 128;
     // Local memory per work group, in reals: small enough for the 48 kB every supported device has.
@@ -265,8 +249,8 @@ void CommonCalcCGSchNetForceKernel::chooseDecomposition() {
         return max(tile*(beadRow+hiddenPad+2*outputPad), tile*(beadRow+3*workGroupSize));
     };
     tileBeads = min(8, max(1, (numBeads+4*units-1)/(4*units)));
-    if (tuning.count("tileBeads"))
-        tileBeads = max(1, tuning["tileBeads"]);
+    if (tuning.tileBeads > 0)
+        tileBeads = tuning.tileBeads;
     while (tileBeads > 1 && beadScratch(tileBeads) > localBudget)
         tileBeads--;
 
@@ -276,8 +260,8 @@ void CommonCalcCGSchNetForceKernel::chooseDecomposition() {
         return (tablePoints > 0 ? 0 : tile*(2*rbfPad+2*filterPad+2));
     };
     tilePairs = min(16, max(1, (int) ((numBlocks*(long long) numCandidates+2*units-1)/(2*units))));
-    if (tuning.count("tilePairs"))
-        tilePairs = max(1, tuning["tilePairs"]);
+    if (tuning.tilePairs > 0)
+        tilePairs = tuning.tilePairs;
     while (tilePairs > 1 && filterScratch(tilePairs) > localBudget)
         tilePairs--;
     scratchSize = roundUp4(max(beadScratch(tileBeads), filterScratch(tilePairs)));
@@ -303,14 +287,14 @@ void CommonCalcCGSchNetForceKernel::chooseDecomposition() {
     double filterWork = 2.0*numBlocks*numCandidates*(numRBF+numFilters)*numFilters;
     double beadWork = 6.0*numBlocks*numBeads*numFeatures*numFilters;
     singleLaunch = (computeUnits > 0 && filterWork+beadWork < 2e8);
-    if (tuning.count("singleLaunch"))
-        singleLaunch = (tuning["singleLaunch"] != 0 && (computeUnits > 0 || tuning.count("groups")));
+    if (tuning.singleLaunch >= 0)
+        singleLaunch = (tuning.singleLaunch == 1 && (computeUnits > 0 || tuning.groups > 0));
     int numBeadTiles = (numBeads+tileBeads-1)/tileBeads;
     long long maxItems = max(max((long long) numBeadTiles, (long long) numChunks),
                              max((long long) numBeads, numBlocks*(long long) ((pairCapacity+tilePairs-1)/tilePairs)));
     singleLaunchGroups = (int) max(1LL, min((long long) max(computeUnits, 1), maxItems));
-    if (tuning.count("groups"))
-        singleLaunchGroups = max(1, tuning["groups"]);
+    if (tuning.groups > 0)
+        singleLaunchGroups = tuning.groups;
 
     // The layout of the parameter array, which the kernels index with 32-bit integers.
     long long outputValues = 0;
@@ -604,6 +588,17 @@ double CommonCalcCGSchNetForceKernel::execute(ContextImpl& context, bool include
         firstBackwardKernel->execute(beadThreads, workGroupSize);
     }
     return 0.0;
+}
+
+map<string, string> CommonCalcCGSchNetForceKernel::getEffectiveProperties() const {
+    CGMLKernelOptions::CommonTuning inUse;
+    inUse.singleLaunch = (singleLaunch ? 1 : 0);
+    inUse.groups = singleLaunchGroups;
+    inUse.tilePairs = tilePairs;
+    inUse.tileBeads = tileBeads;
+    map<string, string> properties;
+    properties[CGMLKernelOptions::CommonTuningProperty] = inUse.toString();
+    return properties;
 }
 
 void CommonCalcCGSchNetForceKernel::copyParametersToContext(ContextImpl& context, const CGSchNetForce& force) {

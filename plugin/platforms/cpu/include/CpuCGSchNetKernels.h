@@ -8,6 +8,7 @@
 #include "openmm/Vec3.h"
 #include "openmm/cpu/CpuPlatform.h"
 #include <atomic>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -32,8 +33,8 @@ struct CpuCGSchNetMath;
  *
  * The weights are read through CGSchNetWeights and converted to float, packed for the matrix
  * products (CpuCGSchNetMath.h).  The arithmetic is compiled for a baseline x86-64 and for
- * AVX2+FMA; the AVX2 code is used when the processor has it.  Setting the environment variable
- * OPENMM_CGML_CPU_SIMD to "generic" when a Context is created forces the baseline code.
+ * AVX2+FMA; the AVX2 code is used when the processor has it, unless the force's CpuSimd property
+ * (default: the environment variable OPENMM_CGML_CPU_SIMD) asks for "generic".
  */
 class CpuCalcCGSchNetForceKernel : public CalcCGSchNetForceKernel {
 public:
@@ -42,8 +43,8 @@ public:
     void initialize(const OpenMM::System& system, const CGSchNetForce& force);
     double execute(OpenMM::ContextImpl& context, bool includeForces, bool includeEnergy);
     void copyParametersToContext(OpenMM::ContextImpl& context, const CGSchNetForce& force);
-    /** The instruction set of the arithmetic in use ("CpuAvx2" or "CpuGeneric"). */
-    const char* getInstructionSet() const;
+    /** CpuSimd: the instruction set in use, "avx2" or "generic". */
+    std::map<std::string, std::string> getEffectiveProperties() const;
 private:
     struct PackedWeights;
     struct Buffers;

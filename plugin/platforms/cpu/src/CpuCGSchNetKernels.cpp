@@ -1,5 +1,6 @@
 #include "CpuCGSchNetKernels.h"
 #include "CpuCGSchNetMath.h"
+#include "internal/CGMLKernelOptions.h"
 #include "internal/CGMLMath.h"
 #include "internal/CGSchNetFilterTable.h"
 #include "openmm/OpenMMException.h"
@@ -9,7 +10,6 @@
 #include "openmm/reference/ReferencePlatform.h"
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <limits>
@@ -122,13 +122,23 @@ bool processorHasAvx2() {
 #endif
 }
 
-const CpuCGSchNetMath* selectMath() {
-    const char* requested = getenv("OPENMM_CGML_CPU_SIMD");
-    bool generic = (requested != nullptr && string(requested) == "generic");
+/** The arithmetic a force asks for (its CpuSimd property, else OPENMM_CGML_CPU_SIMD, else automatic). */
+const CpuCGSchNetMath* selectMath(const CGSchNetForce& force) {
+    CGMLKernelOptions::CpuInstructionSet requested = CGMLKernelOptions::getCpuInstructionSet(force.getProperties(), "CGSchNetForce");
+    if (requested == CGMLKernelOptions::CpuGeneric)
+        return &CpuGeneric::getMath();
 #if defined(OPENMM_CGML_CPU_AVX2)
-    if (!generic && processorHasAvx2())
+    if (processorHasAvx2())
         return &CpuAvx2::getMath();
 #endif
+    if (requested == CGMLKernelOptions::CpuAvx2)
+        throw OpenMMException(string("CGSchNetForce: CpuSimd is avx2, but ")+
+#if defined(OPENMM_CGML_CPU_AVX2)
+                              "this processor lacks AVX2 or FMA"+
+#else
+                              "the plugin was built without the AVX2 code"+
+#endif
+                              "; use auto or generic");
     return &CpuGeneric::getMath();
 }
 
@@ -210,14 +220,17 @@ CpuCalcCGSchNetForceKernel::CpuCalcCGSchNetForceKernel(string name, const Platfo
 CpuCalcCGSchNetForceKernel::~CpuCalcCGSchNetForceKernel() {
 }
 
-const char* CpuCalcCGSchNetForceKernel::getInstructionSet() const {
-    return (math == nullptr ? "" : math->name);
+map<string, string> CpuCalcCGSchNetForceKernel::getEffectiveProperties() const {
+    map<string, string> properties;
+    if (math != nullptr)
+        properties[CGMLKernelOptions::CpuSimdProperty] = (math == &CpuGeneric::getMath() ? "generic" : "avx2");
+    return properties;
 }
 
 void CpuCalcCGSchNetForceKernel::initialize(const System& system, const CGSchNetForce& force) {
     CGSchNetWeights forceWeights(force);
     forceWeights.checkSinglePrecisionRange("the CPU platform");
-    math = selectMath();
+    math = selectMath(force);
     topology = CGSchNetTopology::build(force, system.getNumParticles());
     numBeads = (int) topology.particles.size();
     scaleParameterName = force.getScaleParameterName();
