@@ -11,7 +11,7 @@ import pytest
 from cg_standin import ALANINE_NAMES, alanine_standin, alanine_structure, real_alanine_cgmodel, write_cg_dataset
 from openmmcgml import _config
 from openmmcgml.cli import main as cgml_main
-from openmmcgml.commands import evaluate, fit_priors, map as map_command, oracle, simulate, train
+from openmmcgml.configs import evaluate, fit_priors, map as map_command, oracle, simulate, train
 
 #: Every config-driven command with its rules, and the settings it needs besides a bad one.
 COMMANDS = {
@@ -135,7 +135,7 @@ def test_every_setting_has_a_rule_that_its_default_passes():
         assert _config.check_settings(module.DEFAULTS, module.RULES) == module.DEFAULTS, module.__name__
     for section, defaults in (("model", train.MODEL_DEFAULTS), ("training", train.TRAINING_DEFAULTS)):
         assert {f"{section}.{key}" for key in defaults} <= set(train.RULES), section
-        assert _config.merge_section({}, section, defaults, train.RULES) == defaults
+        assert _config.load_settings(train.TrainConfig, {}).to_dict()[section] == defaults
     numeric = {f.name for f in fields(OracleConfig) if isinstance(f.default, (int, float)) and f.default is not None}
     assert numeric <= set(oracle.RULES)
     assert set(oracle.RULES) <= {f.name for f in fields(OracleConfig)}
@@ -310,14 +310,14 @@ def test_unexpected_errors_and_warnings_are_one_line(capsys, monkeypatch):
 
     monkeypatch.delenv("CGML_DEBUG", raising=False)
 
-    def crash(config, print_fn=print):
+    def crash(config, quiet=False, print_fn=print):
         raise RuntimeError("kernel failed\nwith a second line")
 
     monkeypatch.setattr(simulate, "run_config", crash)
     one_error_line(capsys, ["simulate"], "cgml simulate: error: RuntimeError: kernel failed", "cgml --debug simulate",
                    status=1)
 
-    def warn(config, print_fn=print):
+    def warn(config, quiet=False, print_fn=print):
         warnings.warn("the model was trained at 300 K\nbut runs at 350 K")
 
     monkeypatch.setattr(simulate, "run_config", warn)

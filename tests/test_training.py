@@ -336,7 +336,7 @@ def test_cli_train_with_example_configs(synthetic, tmp_path, capsys):
     from openmmcgml._config import load_config
     from openmmcgml.cgmodel import BeadSetMismatchError
     from openmmcgml.cli import main
-    from openmmcgml.commands import train as train_command
+    from openmmcgml.configs import train as train_command
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     configs = os.path.join(root, "examples", "configs")

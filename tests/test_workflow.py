@@ -76,6 +76,35 @@ def _run_chain(chain, capsys, extra=None):
         assert cgml_main(arguments) == 0, (command, capsys.readouterr().err)
 
 
+def _printed_config(command, arguments, capsys):
+    capsys.readouterr()
+    assert cgml_main([command] + list(arguments) + ["--print-config"]) == 0, capsys.readouterr().err
+    return yaml.safe_load(capsys.readouterr().out)
+
+
+def _written_config_path(command, settings):
+    """Where ``command`` writes the effective settings of a run with ``settings``."""
+    if command == "evaluate":
+        return os.path.join(settings["output"], "config.yaml")
+    return (settings.get("output") or settings["cg_output"]) + ".config.yaml"
+
+
+def _assert_effective_configs_written(chain, capsys, extra=None):
+    """Every command of the chain wrote its effective settings next to its output: what
+    --print-config prints for the same arguments, and a config the command reads back as the same."""
+    for command, name, overrides in chain:
+        arguments = [os.path.join(CONFIGS, name)]
+        for item in list(overrides) + list((extra or {}).get(command, [])):
+            arguments += ["--set", item]
+        effective = _printed_config(command, arguments, capsys)
+        path = _written_config_path(command, effective)
+        with open(path) as handle:
+            text = handle.read()
+        assert text.startswith(f"# The effective settings of a `cgml {command}` run"), text[:100]
+        assert yaml.safe_load(text) == effective, (command, path)
+        assert _printed_config(command, [path], capsys) == effective, (command, path)
+
+
 def _metrics(config_name):
     with open(os.path.join(_config(config_name)["output"], "metrics.json")) as handle:
         return json.load(handle)
@@ -92,6 +121,7 @@ def test_chignolin_config_chain_runs(tmp_path, monkeypatch, capsys):
     writer.set_structure(peptide(CLN025, CLN025_PHI, CLN025_PSI))
     writer.save(native)
     _run_chain(CHIGNOLIN_CHAIN, capsys, extra={"evaluate": [f"native={native}"]})
+    _assert_effective_configs_written(CHIGNOLIN_CHAIN, capsys, extra={"evaluate": [f"native={native}"]})
     metrics = _metrics("evaluate-chignolin.yaml")
     assert metrics["kind"] == "ca" and metrics["n_reference_frames"] == 20 and metrics["n_model_frames"] == 18
     assert 0.0 <= metrics["folded_fraction_model"] <= 1.0 and metrics["folded_fraction_reference"] == 1.0
@@ -102,6 +132,7 @@ def test_example_config_chain_runs(tmp_path, monkeypatch, capsys):
     """oracle -> map -> fit-priors -> train -> simulate -> evaluate with the example configs, in a fresh folder."""
     monkeypatch.chdir(tmp_path)
     _run_chain(CHAIN, capsys)
+    _assert_effective_configs_written(CHAIN, capsys)
     metrics = _metrics("evaluate-alanine.yaml")
     assert metrics["kind"] == "alanine" and metrics["n_reference_frames"] == 40 and metrics["n_model_frames"] == 18
     assert all(math.isfinite(metrics[key]) for key in ("phi_psi_js", "phi_js", "psi_js", "tica_w1_2d"))
@@ -192,6 +223,21 @@ def test_quick_demo_files(quick_demo):
         assert (folder / "evaluation" / name / "metrics.json").exists()
     for path in summary["plots"]["training"]:
         assert os.path.getsize(path) > 1000
+    # the effective settings of the demo, and of every stage's run next to its output
+    with open(folder / "config.yaml") as handle:
+        assert yaml.safe_load(handle) == config == summary["settings"]
+    from openmmcgml.configs.simulate import SimulateConfig
+
+    with open(folder / "runs" / "trained.h5.config.yaml") as handle:
+        written = yaml.safe_load(handle)
+    assert SimulateConfig.from_dict(written).to_dict() == written
+    assert {key: written[key] for key in config["simulate"]} == config["simulate"]
+    assert written["model"] == str(folder / "models" / "trained.pt") and written["output"] == str(folder / "runs" / "trained.h5")
+    for path in ("data/training-aa.h5", "data/reference-aa.h5", "data/training-cg.h5", "data/reference-cg.h5",
+                 "models/priors.json", "models/trained.pt", "runs/priors-only.h5"):
+        assert (folder / (path + ".config.yaml")).exists(), path
+    for name in ("trained", "priors-only", "noise-floor"):
+        assert (folder / "evaluation" / name / "config.yaml").exists()
 
 
 def test_quick_demo_resumes_skips_and_redoes(quick_demo):

@@ -7,12 +7,17 @@ None); a dotted key sets a nested setting (``training.max_epochs=20``). A dotted
 setting that holds a string turns it into a mapping with that string as its ``kind``
 (``mapping: ca`` plus ``mapping.bead_types=position`` gives ``{kind: ca, bead_types: position}``).
 
-Each command declares, next to its ``DEFAULTS``, a ``RULES`` dict giving every setting's type and
-range (:func:`integer`, :func:`number`, :func:`one_of`, :func:`openmm_platform`, ...; dotted names
-for nested settings).  :func:`load_config`, :func:`merge_section` and the commands' ``run_config``
-check them with :func:`check_settings`, so a bad value is refused, naming the setting, before any
-work starts.  :func:`run_command` turns errors into one line on stderr (``cgml --debug`` or
-``CGML_DEBUG=1``: the traceback).
+Each command's settings are a :class:`Settings` dataclass (:mod:`openmmcgml.configs`; the demo's
+in :mod:`openmmcgml.workflow`): its fields the settings with their defaults, nested sections as
+nested dataclasses (:func:`section`), and ``RULES``, each setting's type and range
+(:func:`integer`, :func:`number`, :func:`one_of`, :func:`openmm_platform`, ...).  One loader,
+:func:`load_settings` (behind :meth:`Settings.from_dict` and :func:`load_config`), reads every
+config: unknown settings are refused at every level, the rules are checked by
+:func:`check_settings`, so a bad value is refused, naming the setting, before any work starts.
+:func:`config_command` is what each config-driven ``cgml`` subcommand runs (``--print-config``,
+``--quiet``: no progress bars or listings, the run); :func:`save_config` writes a run's effective
+settings next to its output; :func:`run_command` turns errors into one line on stderr (``cgml
+--debug`` or ``CGML_DEBUG=1``: the traceback).
 
 Examples
 --------
@@ -32,15 +37,17 @@ ValueError: unknown simulate setting(s) sed; known settings: seed, steps
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import os
 import sys
 import warnings
 from typing import Callable, Optional, Sequence
 
-__all__ = ["Rule", "add_config_arguments", "apply_overrides", "boolean", "check_settings", "debug_requested",
-           "format_config", "integer", "load_config", "mapping", "merge_section", "number", "number_list",
-           "one_of", "openmm_platform", "run_command", "text", "torch_device"]
+__all__ = ["Rule", "Settings", "add_config_arguments", "apply_overrides", "boolean", "check_settings", "config_command",
+           "config_path", "debug_requested", "format_config", "integer", "load_config", "load_settings", "mapping",
+           "number", "number_list", "one_of", "openmm_platform", "run_command", "save_config",
+           "section", "settings_variant", "text", "torch_device"]
 
 #: Exceptions that a command reports as a one-line error with exit status 2 (bad settings or files;
 #: FloatingPointError: a run that diverged, with the setting to change in its message).
@@ -62,9 +69,8 @@ class Rule:
     value (e.g. the string ``"1e-3"``, which YAML does not read as a number) or raises
     :class:`InvalidSetting` with what is wrong.
 
-    Each command declares its rules once, next to its defaults, as a dict from the (dotted) setting
-    name to a Rule; :func:`check_settings` applies them (``load_config``, ``merge_section`` and each
-    command's ``run_config`` call it).
+    Each command declares its rules once, in its :class:`Settings` dataclass, as a dict from the
+    setting name to a Rule; :func:`check_settings` applies them (:func:`load_settings` calls it).
 
     Parameters
     ----------
@@ -375,6 +381,227 @@ def check_settings(config: dict, rules: Optional[dict], what: str = "", prefix: 
 
 
 
+# ------------------------------------------------------------------------------------- settings
+
+class Settings:
+    """Base of the config dataclasses of the ``cgml`` commands (``SimulateConfig``, ...).
+
+    A subclass is a :func:`dataclasses.dataclass` whose fields are the command's settings with
+    their defaults; a field made with :func:`section` holds a nested dataclass (``train``'s
+    ``model`` and ``training``).  Two class attributes (not fields) go with it: ``WHAT``, the name
+    in messages (``"simulate"``; a section's own name, ``"training"``), and ``RULES``, the
+    :class:`Rule` of each of its own settings.  :meth:`from_dict` reads one with
+    :func:`load_settings`, the one loader of every command's config.
+    """
+
+    #: The name in messages: the command's (``"simulate"``), or a section's own (``"training"``).
+    WHAT = ""
+    #: Setting name -> :class:`Rule`, for this class's own settings (a section has its own).
+    RULES: dict = {}
+    #: True: the settings of nested sections are named by their dotted path under ``WHAT``
+    #: (``unknown demo setting(s) train.model.width``) instead of under the section's own name.
+    DOTTED_NAMES = False
+
+    @classmethod
+    def from_dict(cls, values=None, *, source: str = ""):
+        """The settings of a dict (parsed YAML), defaults filled in and checked (:func:`load_settings`);
+        an instance of the class is returned as it is."""
+        return load_settings(cls, values, source=source)
+
+    def to_dict(self) -> dict:
+        """The settings as a plain nested dict (what ``--print-config`` prints)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def rules(cls) -> dict:
+        """Every rule, those of nested sections under dotted names (``"training.lr"``)."""
+        rules = dict(cls.RULES)
+        for item in dataclasses.fields(cls):
+            nested = item.metadata.get("section")
+            if nested is not None:
+                rules.setdefault(item.name, mapping())
+                rules.update({f"{item.name}.{name}": rule for name, rule in nested.rules().items()})
+        return rules
+
+    @classmethod
+    def defaults(cls) -> dict:
+        """Every setting with its default, as a nested dict."""
+        return cls().to_dict()
+
+    def validate(self) -> None:
+        """Check how the settings fit together (each one alone is checked by its rule first); the
+        loader calls it last.  Raises ValueError."""
+
+
+def section(cls) -> dataclasses.Field:
+    """A dataclass field holding the nested :class:`Settings` dataclass ``cls`` (all its defaults)."""
+    return dataclasses.field(default_factory=cls, metadata={"section": cls})
+
+
+def settings_variant(cls, name: str, *, drop: Sequence[str] = (), extra: Sequence[tuple] = (), what=None):
+    """A :class:`Settings` dataclass with the fields and rules of ``cls`` except ``drop``, plus
+    ``extra`` settings given as ``(name, default, rule)``; nothing else of ``cls`` (its
+    :meth:`~Settings.validate`) carries over.  The demo's sections are the commands' settings less
+    the file names it sets itself.
+
+    Examples
+    --------
+    >>> import dataclasses
+    >>> @dataclasses.dataclass
+    ... class Run(Settings):
+    ...     WHAT = "run"
+    ...     RULES = {"steps": integer(1), "output": text()}
+    ...     steps: int = 10
+    ...     output: str = "run.h5"
+    >>> Stage = settings_variant(Run, "Stage", drop=["output"], extra=[("workers", 1, integer(1))])
+    >>> Stage.from_dict({"steps": 5}).to_dict(), sorted(Stage.rules())
+    ({'steps': 5, 'workers': 1}, ['steps', 'workers'])
+    """
+    specification = []
+    for item in dataclasses.fields(cls):
+        if item.name not in drop:
+            specification.append((item.name, item.type, dataclasses.field(
+                default=item.default, default_factory=item.default_factory, metadata=item.metadata)))
+    for setting, default, _ in extra:
+        factory = (lambda value=default: copy.deepcopy(value)) if isinstance(default, (dict, list)) else None
+        specification.append((setting, "object", dataclasses.field(default_factory=factory) if factory
+                              else dataclasses.field(default=default)))
+    rules = {key: rule for key, rule in cls.RULES.items() if key.split(".")[0] not in drop}
+    rules.update({setting: rule for setting, _, rule in extra})
+    return dataclasses.make_dataclass(name, specification, bases=(Settings,),
+                                      namespace={"RULES": rules, "WHAT": cls.WHAT if what is None else what})
+
+
+def _is_settings_class(schema) -> bool:
+    return isinstance(schema, type) and dataclasses.is_dataclass(schema)
+
+
+def _fields(schema) -> list:
+    """(name, default, nested schema or None) of each setting of a Settings class or a defaults dict."""
+    if _is_settings_class(schema):
+        out = []
+        for item in dataclasses.fields(schema):
+            nested = item.metadata.get("section")
+            if item.default is not dataclasses.MISSING:
+                default = item.default
+            elif item.default_factory is not dataclasses.MISSING and nested is None:
+                default = item.default_factory()
+            else:
+                default = None
+            out.append((item.name, default, nested))
+        return out
+    return [(name, value, None) for name, value in schema.items()]
+
+
+def _merge_settings(schema, values: dict, overlay: dict, names: dict) -> dict:
+    """``values`` over ``overlay`` over the schema's defaults, every level checked for unknown keys;
+    ``names`` says how messages name things (see :func:`load_settings`)."""
+    known = _fields(schema)
+    label, path = names["label"], names["path"]
+    unknown = [key for key in list(values) + [key for key in overlay if key not in values]
+               if key not in {name for name, _, _ in known}]
+    if unknown:
+        # name the config file when the unknown setting (or the section holding it) came from it
+        top = names["section"]
+        in_file = (set(unknown) if top is None else {top}) & names["from_file"]
+        source = names["source"] if in_file else ""
+        known_names = sorted(path + name for name, _, _ in known)
+        raise ValueError(f"{source}unknown {label + ' ' if label else ''}setting(s) "
+                         f"{', '.join(path + key for key in unknown)}; known settings: {', '.join(known_names)}")
+    merged = {}
+    for name, default, nested in known:
+        if nested is None:
+            value = values[name] if name in values else overlay[name] if name in overlay else default
+            merged[name] = copy.deepcopy(value)
+            continue
+        given, base = values.get(name), overlay.get(name)
+        for part in (given, base):
+            if part is not None and not isinstance(part, dict):
+                what = f"{names['top']} setting" if names["top"] else "setting"
+                raise ValueError(f"{what} '{names['full'] + name}' must be a mapping (got {part!r})")
+        inner = {**names, "full": names["full"] + name + ".", "section": names["section"] or name}
+        if names["dotted"]:
+            inner["path"] = path + name + "."
+        else:
+            inner.update(label=nested.WHAT or name, path="")
+        merged[name] = _merge_settings(nested, given or {}, base or {}, inner)
+    return merged
+
+
+def _build(schema, checked: dict):
+    if not _is_settings_class(schema):
+        return checked
+    arguments = {}
+    for name, _, nested in _fields(schema):
+        arguments[name] = _build(nested, checked[name]) if nested is not None else checked[name]
+    settings = schema(**arguments)
+    settings.validate()
+    return settings
+
+
+def load_settings(schema, values: Optional[dict] = None, what: Optional[str] = None, *, defaults: Optional[dict] = None,
+                  rules: Optional[dict] = None, source: str = "", from_file: Sequence[str] = ()):
+    """The one loader of every command's config: ``values`` (a dict, e.g. parsed YAML with
+    ``--set`` applied) over ``defaults`` over the schema's own defaults, unknown keys refused at
+    every level, every :class:`Rule` applied, then :meth:`Settings.validate`.
+
+    Parameters
+    ----------
+    schema : Settings subclass or dict
+        The dataclass of the settings (nested sections included), or a dict of defaults (a flat
+        schema: a dict-valued default is one setting, not a section).
+    values : dict, optional
+        The given settings; an instance of ``schema`` is returned as it is.
+    what : str, optional
+        The name in messages (default: the schema's ``WHAT``).
+    defaults : dict, optional
+        Nested defaults over the schema's own (the demo's sizes over the commands').
+    rules : dict, optional
+        Setting name (dotted for nested ones) -> :class:`Rule`; default: those of the schema.
+    source : str, optional
+        The config file, named in a message about a setting it holds.
+    from_file : sequence of str
+        The top-level settings that came from ``source``.
+
+    Returns
+    -------
+    Settings or dict
+        An instance of ``schema`` (a dict for a dict schema).
+
+    Raises
+    ------
+    ValueError
+        ``"unknown simulate setting(s) stepz; known settings: ..."``, ``"simulate setting
+        'friction' must be a number >= 0 (got -1)"``, or what :meth:`Settings.validate` finds.
+
+    Examples
+    --------
+    >>> load_settings({"steps": 1, "seed": 0}, {"steps": "1e3"}, "simulate", rules={"steps": integer(1)})
+    {'steps': 1000, 'seed': 0}
+    >>> load_settings({"steps": 1}, {"training": {"lr": 1}}, "train")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown train setting(s) training; known settings: steps
+    """
+    if _is_settings_class(schema) and isinstance(values, schema):
+        return values
+    if what is None:
+        what = getattr(schema, "WHAT", "")
+    prefix = f"{source}: " if source else ""
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise ValueError(f"{prefix}{'the ' + what + ' ' if what else 'a '}config must be a mapping of settings, "
+                         f"not {type(values).__name__}")
+    names = {"label": what, "top": what, "path": "", "full": "", "section": None, "source": prefix,
+             "from_file": set(from_file),
+             "dotted": bool(getattr(schema, "DOTTED_NAMES", False))}
+    merged = _merge_settings(schema, values, defaults or {}, names)
+    if rules is None:
+        rules = schema.rules() if _is_settings_class(schema) else {}
+    return _build(schema, check_settings(merged, rules, what))
+
+
 def _yaml():
     try:
         import yaml
@@ -416,25 +643,50 @@ def apply_overrides(config: dict, overrides: Optional[Sequence[str]]) -> dict:
     return config
 
 
-def load_config(path=None, overrides: Optional[Sequence[str]] = None, defaults: Optional[dict] = None,
-                what: str = "", rules: Optional[dict] = None) -> dict:
-    """Read a YAML config (or start from an empty one), fill in ``defaults`` and apply overrides.
+def _read_yaml(path) -> dict:
+    """The mapping of settings in a YAML file (empty for an empty file)."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"config file not found: {path}")
+    if os.path.isdir(path):
+        raise ValueError(f"config {path} is a directory, not a YAML file")
+    yaml = _yaml()
+    with open(path) as handle:
+        try:
+            loaded = yaml.safe_load(handle)
+        except yaml.YAMLError as error:
+            raise ValueError(f"{path} is not valid YAML: {error}") from error
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ValueError(f"{path} must hold a mapping of settings, not {type(loaded).__name__}")
+    return loaded
+
+
+def load_config(path=None, overrides: Optional[Sequence[str]] = None, schema=None, what: str = "",
+                rules: Optional[dict] = None):
+    """Read a YAML config (or start from an empty one), apply overrides, and read the result with
+    :func:`load_settings`.
 
     Parameters
     ----------
     path : str or path-like, optional
-        The YAML file; None starts from ``defaults`` alone.
+        The YAML file; None starts from nothing but the overrides.
     overrides : sequence of str
         ``KEY=VALUE`` strings (see the module docstring), applied after the file.
-    defaults : dict, optional
-        Every known top-level setting with its default. With it, a top-level key that is not in
-        ``defaults`` is an error, so a typo never goes unnoticed (nested sections are checked by
-        the command that reads them).
+    schema : Settings subclass or dict, optional
+        The command's settings (e.g. ``SimulateConfig``), or a dict of every top-level setting
+        with its default.  With it, defaults are filled in and an unknown setting is an error, so
+        a typo never goes unnoticed; without it the settings are returned as given.
     what : str
-        The command's name, used in error messages.
+        The command's name, used in error messages (default: the schema's ``WHAT``).
     rules : dict of str -> Rule, optional
-        The type and range of each setting (dotted names for nested ones), checked with
-        :func:`check_settings` after the overrides.
+        The type and range of each setting (dotted names for nested ones); default: the schema's.
+
+    Returns
+    -------
+    Settings or dict
+        An instance of ``schema``; a dict for a dict schema or none.
 
     Raises
     ------
@@ -444,57 +696,32 @@ def load_config(path=None, overrides: Optional[Sequence[str]] = None, defaults: 
         If the file is not valid YAML or not a mapping, an override is malformed, or a setting is
         unknown or breaks its rule.
     """
-    loaded = {}
-    if path is not None:
-        path = os.fspath(path)
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"config file not found: {path}")
-        if os.path.isdir(path):
-            raise ValueError(f"config {path} is a directory, not a YAML file")
-        yaml = _yaml()
-        with open(path) as handle:
-            try:
-                loaded = yaml.safe_load(handle)
-            except yaml.YAMLError as error:
-                raise ValueError(f"{path} is not valid YAML: {error}") from error
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise ValueError(f"{path} must hold a mapping of settings, not {type(loaded).__name__}")
-    config = copy.deepcopy(defaults) if defaults is not None else {}
-    config.update(copy.deepcopy(loaded))
+    loaded = _read_yaml(path) if path is not None else {}
+    config = copy.deepcopy(loaded)
     apply_overrides(config, overrides)
-    if defaults is not None:
-        unknown = sorted(set(config) - set(defaults))
-        if unknown:
-            source = f"{path}: " if path is not None and set(unknown) & set(loaded) else ""
-            label = f"{what} " if what else ""
-            raise ValueError(f"{source}unknown {label}setting(s) {', '.join(unknown)}; known settings: "
-                             f"{', '.join(sorted(defaults))}")
-    return check_settings(config, rules, what)
-
-
-def merge_section(config: dict, name: str, defaults: dict, rules: Optional[dict] = None, what: str = "") -> dict:
-    """The nested mapping ``config[name]`` over its ``defaults``; unknown keys are errors, and the
-    ``rules`` named ``name.KEY`` are checked (see :func:`check_settings`).
-
-    Examples
-    --------
-    >>> merge_section({"model": {"width": 8}}, "model", {"width": 64, "depth": 2})
-    {'width': 8, 'depth': 2}
-    """
-    given = config.get(name) or {}
-    if not isinstance(given, dict):
-        raise ValueError(f"'{name}' must be a mapping of settings (got {given!r})")
-    unknown = sorted(set(given) - set(defaults))
-    if unknown:
-        raise ValueError(f"unknown {name} setting(s) {', '.join(unknown)}; known: {', '.join(sorted(defaults))}")
-    return check_settings({**copy.deepcopy(defaults), **given}, rules, what, prefix=name)
+    if schema is None:
+        return check_settings(config, rules, what)
+    return load_settings(schema, config, what or None, rules=rules, source=os.fspath(path) if path is not None else "",
+                         from_file=list(loaded))
 
 
 def format_config(config: dict) -> str:
-    """A config as YAML text, in the order of its keys (what ``--print-config`` prints)."""
-    return _yaml().safe_dump(config, sort_keys=False, default_flow_style=None).rstrip("\n")
+    """A config as YAML text, in the order of its keys, one top-level setting a line (lists and
+    mappings of plain values inline): what ``--print-config`` prints.
+
+    Examples
+    --------
+    >>> print(format_config({"steps": 10, "terms": ["bonds", "angles"], "model": {"width": 8}}))
+    steps: 10
+    terms: [bonds, angles]
+    model: {width: 8}
+    """
+    yaml = _yaml()
+    lines = []
+    for key, value in config.items():
+        style = None if isinstance(value, (dict, list, tuple)) else False
+        lines.append(yaml.safe_dump({key: value}, sort_keys=False, default_flow_style=style).rstrip("\n"))
+    return "\n".join(lines)
 
 
 def add_config_arguments(parser, print_config: bool = True, quiet: bool = True):
@@ -513,6 +740,94 @@ def add_config_arguments(parser, print_config: bool = True, quiet: bool = True):
                             help="print the complete settings (defaults filled in) as YAML and exit")
     if quiet:
         parser.add_argument("--quiet", action="store_true", help="no progress bars or listings")
+
+
+def config_path(output, folder: bool = False) -> str:
+    """Where the effective settings of a run go: ``<output>.config.yaml`` beside an output file,
+    ``config.yaml`` inside an output folder (``folder=True``)."""
+    output = os.fspath(output)
+    return os.path.join(output, "config.yaml") if folder else output + ".config.yaml"
+
+
+def save_config(config, path, command: str) -> str:
+    """Write the effective settings of a run (a :class:`Settings` or a dict) as YAML, atomically,
+    under a comment naming the command; ``cgml COMMAND PATH`` reads it as its config.  Returns
+    ``path``.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> path = save_config({"steps": 10, "seed": 3}, os.path.join(tempfile.mkdtemp(), "run.h5.config.yaml"), "simulate")
+    >>> print(open(path).read().splitlines()[-1])
+    seed: 3
+    """
+    from . import __version__
+    from ._atomic import atomic_write
+
+    settings = config.to_dict() if isinstance(config, Settings) else config
+    text = (f"# The effective settings of a `cgml {command}` run (openmm-cgml {__version__}); `cgml {command}`\n"
+            "# reads this file as its config (relative paths are from the folder the run started in).\n"
+            + format_config(settings) + "\n")
+    with atomic_write(path, "w") as handle:
+        handle.write(text)
+    return os.fspath(path)
+
+
+def config_command(name: str, module: str, config_class: Optional[str] = None, *, load: Optional[Callable] = None,
+                   run: Optional[Callable] = None) -> Callable:
+    """What a config-driven ``cgml`` subcommand runs: read the config, print it with
+    ``--print-config``, else run it (``cgml`` runs it through :func:`run_command`).
+
+    Parameters
+    ----------
+    name : str
+        The subcommand (``"simulate"``).
+    module : str
+        The library module of its settings (``"openmmcgml.configs.simulate"``), imported when the
+        command runs; it defines ``config_class`` and ``run_config(config, *, quiet, print_fn)``.
+    config_class : str, optional
+        The :class:`Settings` dataclass in ``module`` (unless ``load`` is given).
+    load : callable, optional
+        ``load(args, module)`` -> the settings, instead of :func:`load_config` of ``args.config``
+        with ``args.overrides``.
+    run : callable, optional
+        ``run(config, args, module)`` instead of ``module.run_config(config, quiet=args.quiet)``.
+
+    Returns
+    -------
+    callable
+        ``func(args)`` -> exit status, for ``parser.set_defaults(func=...)``.
+
+    Examples
+    --------
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser()
+    >>> add_config_arguments(parser)
+    >>> command = config_command("oracle", "openmmcgml.configs.oracle", "OracleConfig")
+    >>> command(parser.parse_args(["--set", "system=chignolin", "--set", "output=cln.h5", "--print-config"]))
+    ... # doctest: +ELLIPSIS
+    system: chignolin
+    ...
+    0
+    """
+
+    def body(args):
+        import importlib
+
+        settings = importlib.import_module(module)
+        if load is not None:
+            config = load(args, settings)
+        else:
+            config = load_config(args.config, args.overrides, getattr(settings, config_class), name)
+        if getattr(args, "print_config", False):
+            print(format_config(config.to_dict() if isinstance(config, Settings) else config))
+            return 0
+        if run is not None:
+            return run(config, args, settings)
+        settings.run_config(config, quiet=bool(getattr(args, "quiet", False)))
+        return 0
+
+    return body
 
 
 def debug_requested(args=None) -> bool:

@@ -2,7 +2,9 @@
 
 Each subcommand lives in a module of :mod:`openmmcgml.commands` that defines
 ``register(subparsers)``; the module adds its parser and sets ``func`` to a function taking the
-parsed arguments and returning an exit code.  Errors print as one line (``cgml --debug`` or
+parsed arguments and returning an exit code (for the config-driven ones,
+:func:`openmmcgml._config.config_command` over the settings in :mod:`openmmcgml.configs`).  The
+library never imports this module or the commands.  Errors print as one line (``cgml --debug`` or
 ``CGML_DEBUG=1``: with the traceback); see :func:`openmmcgml._config.run_command`.
 """
 
@@ -32,8 +34,7 @@ def main(argv=None):
     from ._config import run_command
 
     args = build_parser().parse_args(argv)
-    # the commands that read configs report their own errors (run_command is idempotent); this
-    # also gives the others one-line errors and --debug
+    # every command's errors as one line (the traceback with --debug)
     return run_command(args.command, args.func, args)
 
 

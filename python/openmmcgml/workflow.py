@@ -34,6 +34,8 @@ Examples
 from __future__ import annotations
 
 import copy
+import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -126,6 +128,7 @@ FILES = {
     "summary_json": "summary.json",
     "summary_md": "summary.md",
     "state": "demo-state.json",
+    "config": "config.yaml",
 }
 
 # Keys of the command settings that the demo sets itself (file names).
@@ -169,67 +172,52 @@ def _merge(base: dict, changes: dict) -> dict:
     return out
 
 
-def _section_defaults(section: str) -> dict:
-    """Every setting a demo section accepts, with the demo's defaults over the command's."""
-    from .commands import evaluate, fit_priors, simulate, train
-    from .commands import map as map_command
+@functools.lru_cache(maxsize=None)
+def demo_settings():
+    """The demo's settings as a nested :class:`~openmmcgml._config.Settings` dataclass,
+    ``DemoConfig``: one section per stage, each the settings of the stage's command less the
+    file names the demo sets itself (the oracle's also ``reference_seed`` and ``workers``), and
+    ``force_test_frames``.  Its defaults are the commands'; :data:`DEFAULTS` goes over them."""
+    from ._config import Settings, integer, section, settings_variant
+    from .configs import evaluate, fit_priors, oracle, simulate, train
+    from .configs import map as map_settings
 
-    if section == "oracle":
-        from .data.oracle import OracleConfig
-
-        base = {k: v for k, v in OracleConfig().to_dict().items() if k not in _OWNED["oracle"]}
-        base.update(reference_seed=None, workers=1)
-    elif section == "train":
-        base = {k: v for k, v in train.DEFAULTS.items() if k not in _OWNED["train"]}
-        base["model"] = dict(train.MODEL_DEFAULTS)
-        base["training"] = dict(train.TRAINING_DEFAULTS)
-    else:
-        module = {"map": map_command, "fit_priors": fit_priors, "simulate": simulate, "evaluate": evaluate}[section]
-        base = {k: v for k, v in module.DEFAULTS.items() if k not in _OWNED[section]}
-    return _merge(base, DEFAULTS[section])
-
-
-def _check_keys(config: dict) -> None:
-    from .commands import train
-
-    known_top = set(DEFAULTS)
-    unknown = sorted(set(config) - known_top)
-    if unknown:
-        raise ValueError(f"unknown demo setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known_top))}")
-    for section in ("oracle", "map", "fit_priors", "train", "simulate", "evaluate"):
-        given = config.get(section)
-        if not isinstance(given, dict):
-            raise ValueError(f"demo setting '{section}' must be a mapping (got {given!r})")
-        owned = sorted(set(given) & set(_OWNED[section]))
-        if owned:
-            raise ValueError(f"the demo sets {section}.{', '.join(owned)} itself (files live in the output folder)")
-        known = _section_defaults(section)
-        unknown = sorted(set(given) - set(known))
-        if unknown:
-            raise ValueError(f"unknown demo setting(s) {', '.join(section + '.' + k for k in unknown)}; known: "
-                             f"{', '.join(sorted(known))}")
-    for name, defaults in (("model", train.MODEL_DEFAULTS), ("training", train.TRAINING_DEFAULTS)):
-        unknown = sorted(set(config["train"].get(name) or {}) - set(defaults))
-        if unknown:
-            raise ValueError(f"unknown demo setting(s) {', '.join(f'train.{name}.{k}' for k in unknown)}")
+    commands = {"oracle": oracle.OracleConfig, "map": map_settings.MapConfig, "fit_priors": fit_priors.FitPriorsConfig,
+                "train": train.TrainConfig, "simulate": simulate.SimulateConfig, "evaluate": evaluate.EvaluateConfig}
+    extra = {"oracle": [("reference_seed", None, integer(optional=True)), ("workers", 1, integer(1))]}
+    sections = {name: settings_variant(cls, "Demo" + cls.__name__.replace("Config", "Settings"), drop=_OWNED[name],
+                                       extra=extra.get(name, ()))
+                for name, cls in commands.items()}
+    fields = [(name, cls, section(cls)) for name, cls in sections.items()]
+    fields.append(("force_test_frames", int, dataclasses.field(default=5000)))
+    return dataclasses.make_dataclass("DemoConfig", fields, bases=(Settings,), namespace={
+        "WHAT": "demo", "DOTTED_NAMES": True, "RULES": {"force_test_frames": integer(1)},
+        "__doc__": "The settings of `cgml demo` (see openmmcgml.workflow.demo_settings)."})
 
 
 def demo_config(config: Optional[dict] = None, quick: bool = False, overrides: Sequence[str] = ()) -> dict:
-    """The complete demo settings: :data:`DEFAULTS`, then :data:`QUICK` (``quick``), then
-    ``config`` (a nested dict, e.g. read from YAML), then ``KEY=VALUE`` ``overrides``.
+    """The complete demo settings: the commands' defaults, then :data:`DEFAULTS`, then
+    :data:`QUICK` (``quick``), then ``config`` (a nested dict, e.g. read from YAML), then
+    ``KEY=VALUE`` ``overrides``; read by the package's one loader (:func:`demo_settings`), so
+    every setting is checked by its command's rule.
 
     Raises
     ------
     ValueError
-        For an unknown setting, or a file name the demo sets itself.
+        For an unknown setting, a bad value, or a file name the demo sets itself.
     """
-    from ._config import apply_overrides
+    from ._config import apply_overrides, load_settings
 
-    merged = _merge(DEFAULTS, QUICK) if quick else copy.deepcopy(DEFAULTS)
-    merged = _merge(merged, config or {})
-    apply_overrides(merged, overrides)
-    _check_keys(merged)
-    return merged
+    given = copy.deepcopy(config) if config is not None else {}
+    if not isinstance(given, dict):
+        raise ValueError(f"the demo config must be a mapping of settings, not {type(given).__name__}")
+    apply_overrides(given, overrides)
+    for name, owned in _OWNED.items():
+        clash = sorted(set(given.get(name) or {}) & set(owned)) if isinstance(given.get(name), dict) else []
+        if clash:
+            raise ValueError(f"the demo sets {name}.{', '.join(clash)} itself (files live in the output folder)")
+    defaults = _merge(DEFAULTS, QUICK) if quick else DEFAULTS
+    return load_settings(demo_settings(), given, defaults=defaults).to_dict()
 
 
 # ------------------------------------------------------------------------------------------ state
@@ -292,17 +280,21 @@ def _remove(paths) -> None:
 
 
 def _stage_outputs(files: dict) -> dict:
-    """Files and folders each stage writes (removed when it is redone)."""
+    """Files and folders each stage writes (removed when it is redone); the first is the one
+    whose presence says the stage finished (the evaluation: all of them)."""
+    from ._config import config_path
+
     aa = [files["training_aa"], files["reference_aa"]]
+    cg = [files["training_cg"], files["reference_cg"]]
+    runs = [files["trained_run"], files["priors_only_run"]]
     return {
-        "oracle": aa + [path + ".chk" for path in aa],
-        "map": [files["training_cg"], files["reference_cg"]],
-        "fit-priors": [files["priors"], files["priors_plot"]],
-        "train": [files["model"], files["priors_only_model"], files["training_dir"]],
-        "simulate": [files["trained_run"], files["priors_only_run"], os.path.splitext(files["trained_run"])[0] + ".chk",
-                     os.path.splitext(files["priors_only_run"])[0] + ".chk"],
+        "oracle": aa + [path + ".chk" for path in aa] + [config_path(path) for path in aa],
+        "map": cg + [config_path(path) for path in cg],
+        "fit-priors": [files["priors"], files["priors_plot"], config_path(files["priors"])],
+        "train": [files["model"], files["priors_only_model"], files["training_dir"], config_path(files["model"])],
+        "simulate": runs + [os.path.splitext(path)[0] + ".chk" for path in runs] + [config_path(path) for path in runs],
         "evaluate": [files["evaluation_trained"], files["evaluation_priors_only"], files["evaluation_noise_floor"]],
-        "summary": [files["summary_json"], files["summary_md"]],
+        "summary": [files["summary_json"], files["summary_md"], files["config"]],
     }
 
 
@@ -324,9 +316,9 @@ def _oracle_settings(config: dict, files: dict, which: str) -> dict:
 
 
 def _run_oracle_set(settings: dict, progress) -> dict:
-    from .data.oracle import run_oracle
+    from .configs import oracle
 
-    result = run_oracle(settings, progress=progress)
+    result = oracle.run_config(settings, quiet=not progress, print_fn=lambda text: None)
     return {"summary": result.summary(), "n_frames": result.n_frames, "seconds": result.seconds,
             "ns_per_day": result.ns_per_day, "complete": result.complete}
 
@@ -395,38 +387,33 @@ def _stage_oracle(config, files, progress, say):
 
 
 def _stage_map(config, files, progress, say):
-    from .commands import map as map_command
+    from .configs import map as map_settings
 
     for which in ("training", "reference"):
-        settings = {**_section_defaults("map"), **config["map"]}
-        settings.update(input=files[f"{which}_aa"], output=files[f"{which}_cg"], map="alanine-dipeptide", overwrite=True)
-        map_command.run_config(settings, print_fn=lambda text: say("  " + text), progress=progress)
+        settings = {**config["map"], "input": files[f"{which}_aa"], "output": files[f"{which}_cg"],
+                    "map": "alanine-dipeptide", "overwrite": True}
+        map_settings.run_config(settings, quiet=not progress, print_fn=lambda text: say("  " + text))
     return {}
 
 
 def _stage_fit_priors(config, files, progress, say):
-    from .commands import fit_priors
+    from .configs import fit_priors
 
-    settings = {**_section_defaults("fit_priors"), **config["fit_priors"], "data": files["training_cg"],
-                "output": files["priors"], "plot": files["priors_plot"]}
-    fit_priors.run_config({k: settings[k] for k in fit_priors.DEFAULTS}, print_fn=lambda text: say("  " + text),
-                          listing=False)
+    # quiet: the one-line summary without the table of fitted parameters
+    settings = {**config["fit_priors"], "data": files["training_cg"], "output": files["priors"],
+                "plot": files["priors_plot"]}
+    fit_priors.run_config(settings, quiet=True, print_fn=lambda text: say("  " + text))
     return {}
 
 
 def _stage_train(config, files, progress, say):
     from .cgmodel import CGModel
-    from .commands import train
+    from .configs import train
     from .priors import PriorSet
 
-    section = config["train"]
-    settings = {**{k: v for k, v in train.DEFAULTS.items()}, **{k: v for k, v in section.items()
-                                                                if k not in ("model", "training")}}
-    settings.update(data=files["training_cg"], priors=files["priors"], output=files["model"],
-                    checkpoint_dir=files["training_dir"], resume=True, progress=bool(progress))
-    settings["model"] = _merge(train.MODEL_DEFAULTS, section.get("model") or {})
-    settings["training"] = _merge(train.TRAINING_DEFAULTS, section.get("training") or {})
-    trained = train.run_config(settings, print_fn=lambda text: say("  " + text))
+    settings = {**config["train"], "data": files["training_cg"], "priors": files["priors"], "output": files["model"],
+                "checkpoint_dir": files["training_dir"], "init_model": None, "resume": True, "progress": True}
+    trained = train.run_config(settings, quiet=not progress, print_fn=lambda text: say("  " + text))
     # The baseline: the fitted priors alone (no network, no learned sine terms), same beads and masses.
     fitted = PriorSet.load(files["priors"])
     baseline = trained.priors_only(priors=fitted)
@@ -449,16 +436,15 @@ def _stage_train(config, files, progress, say):
 
 
 def _stage_simulate(config, files, progress, say):
-    from .commands import simulate
+    from .configs import simulate
 
     info = {}
     for name, model_path, output in (("trained", files["model"], files["trained_run"]),
                                      ("priors_only", files["priors_only_model"], files["priors_only_run"])):
-        settings = {**_section_defaults("simulate"), **config["simulate"]}
-        settings.update(model=model_path, initial={"reference": files["training_cg"]}, output=output, checkpoint=None,
-                        resume=True, overwrite=True, progress=bool(progress))
+        settings = {**config["simulate"], "model": model_path, "initial": {"reference": files["training_cg"]},
+                    "output": output, "checkpoint": None, "resume": True, "overwrite": True, "progress": True}
         say(f"  {name.replace('_', '-')} model:")
-        result = simulate.run_config({k: settings[k] for k in simulate.DEFAULTS}, print_fn=lambda text: say("    " + text))
+        result = simulate.run_config(settings, quiet=not progress, print_fn=lambda text: say("    " + text))
         info[f"{name}_steps_per_second"] = result["steps_per_second"]
     return info
 
@@ -489,19 +475,18 @@ def _force_errors(config, files) -> dict:
 
 
 def _stage_evaluate(config, files, progress, say):
-    from .commands import evaluate
+    from .configs import evaluate
 
     results = {}
     for name, samples, output, discard in (
             ("trained", files["trained_run"], files["evaluation_trained"], None),
             ("priors_only", files["priors_only_run"], files["evaluation_priors_only"], None),
             ("noise_floor", files["training_cg"], files["evaluation_noise_floor"], 0.0)):
-        settings = {**_section_defaults("evaluate"), **config["evaluate"]}
-        settings.update(reference=files["reference_cg"], samples=samples, output=output)
+        settings = {**config["evaluate"], "reference": files["reference_cg"], "samples": samples, "output": output}
         if discard is not None:
             settings["discard"] = discard  # all-atom runs are equilibrated: keep every frame
-        results[name] = evaluate.run_config({k: settings[k] for k in evaluate.DEFAULTS}, print_fn=lambda text: None,
-                                            listing=False)
+        # quiet: the stage prints its own one-line summary of each evaluation
+        results[name] = evaluate.run_config(settings, quiet=True, print_fn=lambda text: None)
         say(f"  {name.replace('_', ' ')}: phi/psi JS {results[name]['phi_psi_js']:.3f}, TICA W1 "
             f"{results[name]['tica_w1_2d']:.3f} -> {output}")
     errors = _force_errors(config, files)
@@ -628,6 +613,8 @@ def run_alanine_demo(output_dir="cgml-demo", config: Optional[dict] = None, *, q
     ValueError
         For unknown settings, or a finished stage in ``output_dir`` that ran with other settings.
     """
+    from ._config import save_config
+
     say = print_fn or (lambda text: None)
     config = demo_config(config, quick=quick)
     output_dir = os.fspath(output_dir)
@@ -671,6 +658,7 @@ def run_alanine_demo(output_dir="cgml-demo", config: Optional[dict] = None, *, q
             seconds = sum(record.get("seconds") or 0.0 for name, record in state.stages.items() if name != "summary")
             say(f"[{number}/{len(STAGES)}] summary")
             summary = _stage_summary(config, files, state, seconds, say)
+            save_config(config, files["config"], "demo")
             state.finish("summary", settings, 0.0)
             break
         if not redo and state.done(stage, settings, outputs[stage][:1] if stage != "evaluate" else outputs[stage]):

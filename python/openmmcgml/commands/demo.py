@@ -10,8 +10,10 @@ stages (each skipped when its output is complete; an interrupted demo continues 
   evaluate    both against the reference set, and the noise floor (training set vs reference set)
   summary     the table of metrics (also in OUTPUT/summary.md and summary.json)
 
-settings: the sections oracle, fit_priors, train, simulate, evaluate of openmmcgml.workflow.DEFAULTS
-(--print-config shows them all), from a YAML file or --set, e.g.
+settings: the sections oracle, map, fit_priors, train, simulate, evaluate (each the settings of that
+command less its file names) and force_test_frames; openmmcgml.workflow.DEFAULTS over the commands'
+defaults (--print-config shows them all; the demo writes them to OUTPUT/config.yaml), from a YAML file
+or --set, e.g.
   cgml demo --set oracle.n_steps=2000000 --set simulate.replicas=40 --output long-demo
 
 examples:
@@ -24,7 +26,7 @@ examples:
 def register(subparsers):
     import argparse
 
-    from .._config import add_config_arguments
+    from .._config import add_config_arguments, config_command
 
     parser = subparsers.add_parser(
         "demo",
@@ -42,41 +44,20 @@ def register(subparsers):
     parser.add_argument("--fresh", nargs="?", const="all", default=None, metavar="STAGE",
                         help="start over: delete the demo's files in the output folder (or, with a stage name, "
                         "redo that stage and the ones after it)")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=config_command("demo", "openmmcgml.workflow", load=_load, run=_run))
 
 
-def demo_rules() -> dict:
-    """The rules of every stage's settings, named ``STAGE.SETTING`` (the commands' RULES)."""
-    from .._config import integer
-    from . import evaluate, fit_priors, map, oracle, simulate, train
+def _load(args, settings):
+    """The demo's settings: a YAML file and --set over the defaults (--quick: the tiny ones)."""
+    from .._config import load_config
 
-    rules = {"oracle.reference_seed": integer(optional=True), "oracle.workers": integer(1)}
-    for section, module in (("oracle", oracle), ("map", map), ("fit_priors", fit_priors), ("train", train),
-                            ("simulate", simulate), ("evaluate", evaluate)):
-        rules.update({f"{section}.{name}": rule for name, rule in module.RULES.items()})
-    return rules
+    return settings.demo_config(load_config(args.config) if args.config else {}, quick=args.quick,
+                                overrides=args.overrides)
 
 
-def run(args):
-    from .._config import run_command
-
-    return run_command("demo", _run, args)
-
-
-def _run(args):
-    from .._config import check_settings, format_config, load_config
-    from ..workflow import demo_config, run_alanine_demo
-
-    given = load_config(args.config) if args.config else {}
-    config = check_settings(demo_config(given, quick=args.quick, overrides=args.overrides), demo_rules(), "demo")
-    if args.print_config:
-        print(format_config(config))
-        return 0
+def _run(config, args, settings):
     fresh = args.fresh
-    if fresh is not None and fresh != "all":
-        from ..workflow import STAGES
-
-        if fresh not in STAGES:
-            raise ValueError(f"--fresh takes no stage or one of {', '.join(STAGES)} (got {fresh!r})")
-    run_alanine_demo(args.output, config, fresh=fresh or False, progress=not args.quiet)
+    if fresh is not None and fresh != "all" and fresh not in settings.STAGES:
+        raise ValueError(f"--fresh takes no stage or one of {', '.join(settings.STAGES)} (got {fresh!r})")
+    settings.run_alanine_demo(args.output, config, fresh=fresh or False, progress=not args.quiet)
     return 0

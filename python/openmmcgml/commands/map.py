@@ -1,4 +1,5 @@
-"""``cgml map``: map an all-atom trajectory file to coarse-grained coordinates and forces."""
+"""``cgml map``: map an all-atom trajectory file to coarse-grained coordinates and forces
+(settings and run: :mod:`openmmcgml.configs.map`)."""
 
 _EPILOG = """\
 settings (YAML or --set):
@@ -10,51 +11,18 @@ settings (YAML or --set):
                carrying its mass: same mean force, far less noise) | slice (naive; refused when constraints
                touch mapped atoms)
   overwrite, chunk_frames, compression, coordinate_decimals, force_decimals
+The effective settings are written to OUTPUT.config.yaml.
 
 examples:
   cgml map examples/configs/map-alanine.yaml
   cgml map --set input=aa.h5 --set output=cg.h5 --set map=ca
 """
 
-#: Every setting of a map config, with its default (examples/configs/map-alanine.yaml).
-DEFAULTS = {
-    "input": None,                 # all-atom trajectory file (cgml oracle's output)
-    "output": None,                # coarse-grained file to create
-    "map": None,                   # None: the built-in system's map, else ca
-    "force_map": None,             # None: the map's own (aggregate); or aggregate | partition | slice
-    "overwrite": False,            # replace an existing output file
-    "chunk_frames": 1000,          # frames read and written at a time
-    "compression": "gzip",
-    "coordinate_decimals": None,   # lossy rounding of the stored coordinates (None: exact float32)
-    "force_decimals": None,
-}
-
-
-def _map_description(value):
-    if not isinstance(value, (str, dict)) or not value:
-        raise TypeError("not a map")
-    return value
-
-
-def _rules():
-    from .._config import Rule, boolean, integer, one_of, text
-
-    return {
-        "input": text(), "output": text(), "map": Rule("a map name or a mapping {kind: ...}", _map_description, True),
-        "force_map": one_of("aggregate", "partition", "slice", optional=True),
-        "overwrite": boolean(), "chunk_frames": integer(1), "compression": one_of("gzip", "lzf", optional=True),
-        "coordinate_decimals": integer(0, optional=True), "force_decimals": integer(optional=True),
-    }
-
-
-#: The type and range of every setting (checked by load_config and run_config; see openmmcgml._config).
-RULES = _rules()
-
 
 def register(subparsers):
     import argparse
 
-    from .._config import add_config_arguments
+    from .._config import add_config_arguments, config_command
 
     parser = subparsers.add_parser(
         "map",
@@ -65,40 +33,4 @@ def register(subparsers):
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_config_arguments(parser)
-    parser.set_defaults(func=run)
-
-
-def run_config(config: dict, print_fn=print, progress=True):
-    """Map as a config dict (the keys of :data:`DEFAULTS`) describes; returns the new file's ``TrajectoryInfo``."""
-    from .._config import check_settings
-    from ..mapping.apply import map_trajectory_file
-
-    config = check_settings(config, RULES, "map")
-    for key in ("input", "output"):
-        if not config.get(key):
-            raise ValueError(f"the map setting {key!r} is required")
-    info = map_trajectory_file(
-        config["input"], config["output"], config["map"], force_map=config["force_map"],
-        overwrite=bool(config["overwrite"]), chunk_frames=config["chunk_frames"], compression=config["compression"],
-        coordinate_decimals=config["coordinate_decimals"], force_decimals=config["force_decimals"], progress=progress,
-    )
-    print_fn(f"{info.n_frames} frames of {info.n_particles} beads written to {info.path} (map "
-             f"{info.metadata.mapping['name']}, force map {info.metadata.mapping['force_map']})")
-    return info
-
-
-def run(args):
-    from .._config import run_command
-
-    return run_command("map", _run, args)
-
-
-def _run(args):
-    from .._config import format_config, load_config
-
-    config = load_config(args.config, args.overrides, DEFAULTS, what="map", rules=RULES)
-    if args.print_config:
-        print(format_config(config))
-        return 0
-    run_config(config, progress=not args.quiet)
-    return 0
+    parser.set_defaults(func=config_command("map", "openmmcgml.configs.map", "MapConfig"))

@@ -52,6 +52,7 @@ import openmm
 import openmm.app as app
 from openmm import unit
 
+from .. import _config
 from .checkpoint import Checkpoint, read_checkpoint, write_checkpoint
 from .peptides import Molecule, add_hydrogens, build_peptide, load_pdb
 from .progress import progress_reporter
@@ -86,8 +87,8 @@ _MUST_MATCH = (
 
 
 @dataclass
-class OracleConfig:
-    """Settings of an oracle run (the keys of an ``oracle`` YAML config).
+class OracleConfig(_config.Settings):
+    """Settings of an oracle run (the keys of an ``oracle`` YAML config; ``cgml oracle``).
 
     Exactly one of `system`, `sequence` and `pdb` says what to simulate; at least one of `output`
     and `cg_output` says where frames go.
@@ -157,6 +158,21 @@ class OracleConfig:
         :func:`~openmmcgml.data.create_trajectory_file`); the all-atom file stays exact.
     """
 
+    WHAT = "oracle"
+    # The type and range of each setting, checked by from_dict (see openmmcgml._config);
+    # validate() checks how they fit together.
+    RULES = {
+        "system": _config.text(), "sequence": _config.text(), "pdb": _config.text(), "name": _config.text(),
+        "output": _config.text(), "cg_output": _config.text(), "temperature": _config.number(above=0, optional=True),
+        "timestep": _config.number(above=0), "friction": _config.number(above=0),
+        "hydrogen_mass": _config.number(above=0, optional=True), "ph": _config.number(0, maximum=14),
+        "add_missing_atoms": _config.boolean(), "n_steps": _config.integer(1), "save_every": _config.integer(1),
+        "equilibration_steps": _config.integer(0), "n_runs": _config.integer(1),
+        "seed": _config.integer(optional=True), "minimize": _config.boolean(), "platform": _config.openmm_platform(),
+        "threads": _config.integer(1, optional=True), "flush_every": _config.integer(1), "checkpoint": _config.text(),
+        "coordinate_decimals": _config.integer(0, optional=True), "force_decimals": _config.integer(optional=True),
+    }
+
     system: str | None = None
     sequence: str | None = None
     pdb: str | None = None
@@ -188,8 +204,10 @@ class OracleConfig:
     force_decimals: int | None = None
 
     @classmethod
-    def from_dict(cls, values):
-        """A config from a dict (e.g. parsed YAML); unknown keys are an error naming them.
+    def from_dict(cls, values, *, source=""):
+        """A config from a dict (e.g. parsed YAML): unknown keys are an error naming them, each
+        setting is checked against :attr:`RULES`, then :meth:`validate` (the package's one loader,
+        :func:`openmmcgml._config.load_settings`).  An OracleConfig is returned as it is.
 
         Examples
         --------
@@ -198,17 +216,7 @@ class OracleConfig:
         ...
         ValueError: unknown oracle setting(s) n_step; known settings: add_missing_atoms, cg_output, checkpoint, compression, constraints, coordinate_decimals, equilibration_steps, flush_every, force_decimals, force_map, forcefield, friction, hydrogen_mass, mapping, minimize, n_runs, n_steps, name, output, pdb, ph, platform, save_every, seed, sequence, system, temperature, threads, timestep
         """
-        if isinstance(values, cls):
-            return values
-        if not isinstance(values, dict):
-            raise ValueError(f"an oracle config must be a mapping of settings, not {type(values).__name__}")
-        known = {item.name for item in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown oracle setting(s) {', '.join(unknown)}; known settings: {', '.join(sorted(known))}")
-        config = cls(**values)
-        config.validate()
-        return config
+        return _config.load_settings(cls, values, source=source)
 
     def to_dict(self):
         """The settings as a plain dict (JSON/YAML-serialisable)."""

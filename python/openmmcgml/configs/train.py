@@ -1,0 +1,239 @@
+"""Settings and run of ``cgml train``: force matching of a CGSchNet on a CG-mapped dataset,
+written as a CGModel file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Union
+
+from .._config import (Rule, Settings, boolean, config_path, integer, number, number_list, one_of, save_config,
+                       section, text, torch_device)
+
+__all__ = ["DEFAULTS", "MODEL_DEFAULTS", "ModelSettings", "RULES", "TRAINING_DEFAULTS", "TrainConfig",
+           "TrainingSettings", "run_config"]
+
+
+@dataclass
+class ModelSettings(Settings):
+    """The ``model`` section: arguments of :class:`~openmmcgml.models.CGSchNet` (``n_types`` None:
+    from the dataset's bead types)."""
+
+    WHAT = "model"
+    RULES = {
+        "n_types": integer(1, optional=True), "n_features": integer(1), "n_filters": integer(1), "n_rbf": integer(1),
+        "n_interactions": integer(1), "cutoff": number(above=0), "activation": one_of("ssp", "tanh", "silu"),
+        "rbf": one_of("gaussian", "expnormal"), "rbf_lower_cutoff": number(0),
+        "output_hidden": number_list(1, integers=True), "trainable_rbf": boolean(),
+    }
+
+    n_types: Optional[int] = None
+    n_features: int = 64
+    n_filters: int = 64
+    n_rbf: int = 32
+    n_interactions: int = 2
+    cutoff: float = 1.0
+    activation: str = "ssp"
+    rbf: str = "gaussian"
+    rbf_lower_cutoff: float = 0.0
+    output_hidden: list = field(default_factory=lambda: [64])
+    trainable_rbf: bool = False
+
+
+@dataclass
+class TrainingSettings(Settings):
+    """The ``training`` section: settings of :class:`~openmmcgml.training.ForceMatching`
+    (``dihedral_map`` N > 0: a 2-D Fourier map of order N over dihedral pairs, learned with the
+    network)."""
+
+    WHAT = "training"
+    RULES = {
+        "lr": number(above=0), "batch_size": integer(1), "max_epochs": integer(1),
+        "patience": integer(1, optional=True), "min_delta": number(0),
+        "lr_schedule": one_of("plateau", "exponential", "cosine", "constant"),
+        "lr_factor": number(above=0, below=1), "lr_patience": integer(0), "min_lr": number(0),
+        "weight_decay": number(0), "max_grad_norm": number(above=0, optional=True),
+        "validation_fraction": number(above=0, below=1),
+        "validation_trajectories": number_list(0, integers=True, optional=True),
+        "dtype": one_of("float32", "float64"), "device": torch_device(), "seed": integer(),
+        "num_threads": integer(1, optional=True), "eval_batch_size": integer(1), "dihedral_map": integer(0),
+    }
+
+    lr: float = 1e-3
+    batch_size: int = 32
+    max_epochs: int = 100
+    patience: Optional[int] = 10
+    min_delta: float = 0.0
+    lr_schedule: str = "plateau"
+    lr_factor: float = 0.5
+    lr_patience: int = 3
+    min_lr: float = 1e-6
+    weight_decay: float = 0.0
+    max_grad_norm: Optional[float] = None
+    validation_fraction: float = 0.2
+    validation_trajectories: Optional[list] = None
+    dtype: str = "float32"
+    device: str = "cpu"
+    seed: int = 0
+    num_threads: Optional[int] = None
+    eval_batch_size: int = 256
+    dihedral_map: int = 0
+
+
+def _exclusions(value):
+    """``"bonds"``, ``"none"`` or a list of bead pairs."""
+    if value in ("bonds", "none"):
+        return value
+    if isinstance(value, str) or not all(isinstance(pair, (list, tuple)) and len(pair) == 2 and
+                                         all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in pair)
+                                         for pair in value):
+        raise ValueError("not bonds, none or pairs")
+    return value
+
+
+@dataclass
+class TrainConfig(Settings):
+    """Settings of ``cgml train`` (examples/configs/train-alanine.yaml).
+
+    Attributes
+    ----------
+    data : str
+        CG HDF5 dataset (docs/data-format.md).
+    priors : str, optional
+        PriorSet JSON from ``cgml fit-priors``; None: those of ``init_model``.
+    output : str
+        The trained CGModel.
+    checkpoint_dir : str, optional
+        checkpoint.pt, loss.csv, loss.png; None: ``<output without .pt>-training``.
+    resume : bool
+        Continue from the checkpoint in ``checkpoint_dir`` if there is one.
+    init_model : str, optional
+        Start from the network of a saved CGModel (same bead set required).
+    stride : int
+        Use every stride-th frame.
+    exclusions : str or list
+        Pairs the network leaves out: ``bonds`` (the priors' bonds), ``none``, or a list of pairs.
+    masses : float or list, optional
+        amu; None: the dataset's.
+    model : ModelSettings
+    training : TrainingSettings
+    progress : bool
+        A progress bar (also off with ``--quiet``).
+    """
+
+    WHAT = "train"
+    RULES = {
+        "data": text(), "priors": text(), "output": text(optional=False), "checkpoint_dir": text(),
+        "resume": boolean(), "init_model": text(), "stride": integer(1),
+        "exclusions": Rule("bonds, none or a list of bead pairs [i, j]", _exclusions, optional=True),
+        "masses": number_list(above=0, scalar=True, optional=True), "progress": boolean(),
+    }
+
+    data: Optional[str] = None
+    priors: Optional[str] = None
+    output: str = "model.pt"
+    checkpoint_dir: Optional[str] = None
+    resume: bool = True
+    init_model: Optional[str] = None
+    stride: int = 1
+    exclusions: Union[str, list, None] = "bonds"
+    masses: Union[float, list, None] = None
+    model: ModelSettings = section(ModelSettings)
+    training: TrainingSettings = section(TrainingSettings)
+    progress: bool = True
+
+
+#: Every setting with its default (the sections as dicts).
+DEFAULTS = TrainConfig.defaults()
+#: The ``model`` and ``training`` sections' defaults.
+MODEL_DEFAULTS = ModelSettings.defaults()
+TRAINING_DEFAULTS = TrainingSettings.defaults()
+
+#: The type and range of each setting, nested ones by dotted name (see openmmcgml._config).
+RULES = TrainConfig.rules()
+
+
+def run_config(config, *, quiet: bool = False, print_fn=print):
+    """Train as ``config`` (a dict or :class:`TrainConfig`) describes; returns the saved CGModel.
+
+    ``quiet``: no progress bar (as ``progress: false``).  The settings go to ``<output>.config.yaml``.
+    """
+    import dataclasses
+    import os
+    import warnings
+
+    import torch
+
+    from ..cgmodel import CGModel
+    from ..data.trajectory import read_trajectory
+    from ..estimator import ProgressBar, TrainingCheckpoint
+    from ..models import CGSchNet
+    from ..priors import PriorSet
+    from ..training import ForceMatching
+
+    config = TrainConfig.from_dict(config)
+    if not config.data:
+        raise ValueError("the config needs 'data': the path of a coarse-grained HDF5 dataset")
+    data = read_trajectory(config.data, frames=slice(None, None, config.stride), resolution="coarse-grained")
+    n_beads, described = data.n_particles, data.metadata
+
+    initial = None
+    if config.init_model:
+        initial = CGModel.load(config.init_model)
+        initial.check_beads(bead_names=described.bead_names, bead_types=described.bead_types, n_beads=n_beads,
+                            source=f"dataset {config.data}")
+    if config.priors:
+        priors = PriorSet.load(config.priors)
+    elif initial is not None:
+        priors = initial.priors
+    else:
+        raise ValueError("the config needs 'priors' (a JSON file from `cgml fit-priors`) or 'init_model'")
+    if priors.n_beads != n_beads:
+        raise ValueError(f"the priors {config.priors} are for {priors.n_beads} beads but the dataset "
+                         f"{config.data} has {n_beads}: they describe different bead sets")
+
+    bead_types = described.bead_types
+    if bead_types is None:
+        names = described.bead_names or [str(i) for i in range(n_beads)]
+        distinct = sorted(set(names), key=names.index)
+        bead_types = [distinct.index(name) for name in names]
+        warnings.warn(f"the dataset has no bead types: one type per distinct bead name ({len(distinct)} types)")
+    bead_types = [int(t) for t in bead_types]
+
+    if initial is not None:
+        model = initial.model
+    else:
+        n_types = config.model.n_types
+        if n_types is None:
+            n_types = len(described.type_names) if described.type_names else max(bead_types) + 1
+        arguments = dict(dataclasses.asdict(config.model), n_types=int(n_types),
+                         output_hidden=tuple(config.model.output_hidden))
+        torch.manual_seed(int(config.training.seed))
+        model = CGSchNet(**arguments)
+
+    exclusions = config.exclusions
+    if exclusions in (None, "none"):
+        exclusions = None
+    elif exclusions != "bonds":
+        exclusions = [tuple(pair) for pair in exclusions]
+
+    output = config.output
+    checkpoint_dir = config.checkpoint_dir
+    if checkpoint_dir is None:
+        checkpoint_dir = (output[:-3] if output.endswith(".pt") else output) + "-training"
+    trainer = ForceMatching(model, priors, bead_types, exclusions, **dataclasses.asdict(config.training))
+    callbacks = [TrainingCheckpoint(checkpoint_dir, resume=config.resume)]
+    if config.progress and not quiet:
+        callbacks.append(ProgressBar())
+    print_fn(f"force matching on {data.n_frames} frames of {n_beads} beads from {config.data}; "
+             f"checkpoints in {checkpoint_dir}")
+    trainer.fit(data, callbacks=callbacks)
+
+    if config.masses is None and data.masses is None:
+        warnings.warn("neither the config nor the dataset gives bead masses: 100 amu each")
+    cg = trainer.fetch_model(masses=config.masses)
+    cg.save(output)
+    save_config(config, config_path(output), "train")
+    print_fn(f"best validation force MSE {trainer.best_val_loss_:.4g} (kJ/mol/nm)^2 at epoch {trainer.best_epoch_} "
+             f"of {len(trainer.history_)}; model -> {output}; loss curve -> "
+             f"{os.path.join(checkpoint_dir, 'loss.png')}")
+    return cg
