@@ -32,6 +32,20 @@ def test_cli_status_and_platforms(capsys):
     assert "CPU" in capsys.readouterr().out
 
 
+def test_readme_first_example_runs_as_written(tmp_path):
+    """The README's first code block, run as a user would paste it, prints a finite energy."""
+    import re
+    import subprocess
+
+    with open(os.path.join(ROOT, "README.md")) as handle:
+        block = re.search(r"```python\n(.*?)```", handle.read(), re.S).group(1)
+    assert "system.addForce(force)" in block
+    result = subprocess.run([sys.executable, "-c", block], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    value, unit = result.stdout.split()
+    assert unit == "kJ/mol" and np.isfinite(float(value))
+
+
 def test_example_cg_chain_script(tmp_path, monkeypatch):
     script = os.path.join(ROOT, "examples", "cg_chain_in_openmm.py")
     monkeypatch.setattr(sys, "argv", [script, "--steps", "300", "--output", str(tmp_path)])

@@ -1,6 +1,6 @@
 """The opt-in tabulated-filter mode of CGSchNetForce (setFilterTabulationPoints).
 
-An independent torch oracle interpolates the model's own filters (values and autograd derivatives
+An independent torch reference interpolates the model's own filters (values and autograd derivatives
 at the grid nodes) with cubic Hermite splines, so each platform's tabulated mode is checked against
 the function it claims to compute; separately, the tabulated mode is compared with the exact
 model, its error is checked against the a-priori bound and shown to shrink as h^4.
@@ -32,7 +32,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:.*torch.jit.script.*:Deprecation
 
 OPENCL_SKIP = pytest.mark.skipif(not platform_available("OpenCL"), reason="no OpenCL platform (no OpenCL runtime on this machine)")
 
-# (platform, properties, tolerance of the plugin against the torch oracle of the same table)
+# (platform, properties, tolerance of the plugin against the torch reference of the same table)
 TABULATED_PLATFORMS = [
     pytest.param("Reference", {}, 1e-9, id="Reference"),
     pytest.param("CPU", {}, 1e-4, id="CPU"),
@@ -56,7 +56,7 @@ def setup(seed=0, n_molecules=2, per_molecule=8, **options):
     return model, positions, types, molecules, chain_exclusions(n_molecules, per_molecule)
 
 
-# ----------------------------------------------------------------------------- torch oracle
+# ----------------------------------------------------------------------------- torch reference
 
 def hermite_tables(model, n_points):
     """Per block: coefficients (n_intervals, 4, NF) of the cubic Hermite interpolant of the filter
@@ -117,7 +117,7 @@ def plugin_result(model, n_points, positions, types, molecules, exclusions, plat
 
 @pytest.mark.parametrize("platform,properties,tolerance", TABULATED_PLATFORMS)
 @pytest.mark.parametrize("n_points", [9, 200])
-def test_platform_matches_torch_oracle_of_the_same_table(platform, properties, tolerance, n_points):
+def test_platform_matches_torch_reference_of_the_same_table(platform, properties, tolerance, n_points):
     """A coarse table (9 points) makes the tabulated function far from the exact one, so only a
     kernel that really interpolates this table can pass; 200 points is a practical setting."""
     model, positions, types, molecules, exclusions = setup(activation="silu", rbf="expnormal", rbf_lower_cutoff=0.05)

@@ -96,8 +96,14 @@ CGSchNetWeights::CGSchNetWeights(const CGSchNetForce& force, bool buildFilterTab
         outputLayers.push_back(CGMLDenseLayer(inputs, outputs, force.getOutputLayerWeights(l), force.getOutputLayerBias(l)));
         inputs = outputs;
     }
-    if (buildFilterTable && force.getFilterTabulationPoints() > 0)
-        filterTable = make_shared<CGSchNetFilterTable>(*this, force.getFilterTabulationPoints());
+    if (buildFilterTable)
+        this->buildFilterTable(force.getFilterTabulationPoints());
+}
+
+void CGSchNetWeights::buildFilterTable(int points) {
+    filterTable.reset();
+    if (points > 0)
+        filterTable = make_shared<CGSchNetFilterTable>(*this, points);
 }
 
 vector<double> CGSchNetWeights::projectEmbedding(int block) const {

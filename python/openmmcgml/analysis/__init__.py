@@ -3,8 +3,8 @@
 * :mod:`~openmmcgml.analysis.geometry`: bond lengths, angles, dihedrals, alanine phi/psi from the
   CG beads, radius of gyration, fraction of native contacts Q, RMSD to a native structure.
 * :mod:`~openmmcgml.analysis.distributions`: JS distances of histograms (scipy's
-  ``jensenshannon``, natural log), W1 of 2-D/1-D KDE grids with POT (the seed paper's TICA
-  benchmark), free-energy surfaces.
+  ``jensenshannon``, natural log), W1 of 2-D/1-D KDE grids with POT (the TICA benchmark of
+  Bachelor et al. 2025), free-energy surfaces.
 * :mod:`~openmmcgml.analysis.tica`: :class:`TICAMetrics` (deeptime TICA on all pairwise distances,
   fitted on the reference only), autocorrelation times, MSM implied timescales.
 * :mod:`~openmmcgml.analysis.plots`: matplotlib plots (Agg canvas) taking ``ax=None``.

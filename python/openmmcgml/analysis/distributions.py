@@ -1,11 +1,11 @@
 """Distances between distributions: Jensen-Shannon distances of histograms, W1 of KDE grids, FES.
 
-Conventions (DESIGN.md, "Reporting conventions"):
+Conventions (the ones the papers cited in the README report, so that figures compare):
 
 * "JS distance" is :func:`scipy.spatial.distance.jensenshannon` with the natural logarithm, the
   square root of the Jensen-Shannon divergence: 0 for identical histograms, ``sqrt(ln 2) = 0.8326``
   for disjoint ones (MDGen reports this quantity for 100-bin torsion histograms on [-pi, pi]).
-* W1 in a 2-D space follows the seed paper's benchmark: a Gaussian KDE (scipy, Scott's bandwidth)
+* W1 in a 2-D space follows the benchmark of Bachelor et al. (arXiv:2509.17208): a Gaussian KDE (scipy, Scott's bandwidth)
   of each sample evaluated on a 25 x 25 grid spanning the reference range padded by 10% on each
   side, both grids normalised to sum 1, and ``ot.emd2`` with the Euclidean distance between grid
   points as the cost.  The 1-D version uses a 100-point grid.
@@ -199,7 +199,7 @@ def _gaussian_kde(points: np.ndarray):
 
 def kde_grid(reference, model=None, n_grid: int = 25, padding: float = 0.1, bounds="reference",
              max_samples: Optional[int] = 20000):
-    """Gaussian-KDE densities of 2-D samples on a regular grid (the seed paper's W1 grid).
+    """Gaussian-KDE densities of 2-D samples on a regular grid (the W1 grid of Bachelor et al. 2025).
 
     Parameters
     ----------
@@ -251,7 +251,7 @@ def _emd(p, q, points) -> float:
 
 def w1_kde_2d(reference, model, n_grid: int = 25, padding: float = 0.1, bounds="reference",
               max_samples: Optional[int] = 20000) -> float:
-    """W1 between two 2-D samples by the seed paper's recipe (KDE on a 25 x 25 grid, ``ot.emd2``).
+    """W1 between two 2-D samples by the recipe of Bachelor et al. (2025) (KDE on a 25 x 25 grid, ``ot.emd2``).
 
     See :func:`kde_grid` for the parameters.  Two samples of one distribution give a small
     positive value (KDE and finite-sample noise); samples of a distribution and its copy shifted

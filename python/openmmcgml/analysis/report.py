@@ -116,9 +116,9 @@ def report(reference, samples, output_dir=None, *, kind: str = "auto", bead_name
     bead_names : sequence of str, optional
         Default: from the reference file's attributes.
     lagtime : int
-        TICA lag in reference frames (20 in the seed paper).
+        TICA lag in reference frames (20 in Bachelor et al. 2025).
     discard : float
-        Fraction of each model run dropped at its start (burn-in; the seed paper drops 10%, since
+        Fraction of each model run dropped at its start (burn-in; Bachelor et al. 2025 drop 10%, since
         runs start from reference frames).
     reference_stride, stride : int
         Frame strides of reference and samples.

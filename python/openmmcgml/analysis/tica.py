@@ -42,7 +42,7 @@ def as_runs(data, stride: int = 1, start: int = 0) -> list:
 class TICAMetrics:
     """TICA on all pairwise bead distances, fitted on reference data only, and scores in its space.
 
-    The seed paper's benchmark: deeptime TICA (kinetic-map scaling, all components) with a lag of
+    The benchmark of Bachelor et al. (2025): deeptime TICA (kinetic-map scaling, all components) with a lag of
     20 frames on all pairwise CA distances of the mapped all-atom reference; a model's samples are
     projected with the reference's TICA and compared by W1 of 2-D KDE grids of TIC0/TIC1
     (:func:`~openmmcgml.analysis.distributions.w1_kde_2d`), per-component 1-D W1 of the first five

@@ -97,6 +97,12 @@ struct OPENMM_EXPORT_CGML CGSchNetWeights {
      * table if the force tabulates its filters.
      */
     explicit CGSchNetWeights(const CGSchNetForce& force, bool buildFilterTable=true);
+    /**
+     * Build the filter table of the fast mode with the given number of points (0: exact filters,
+     * no table).  For a kernel that must check the table's size against its own limits before a
+     * table of that size is allocated.
+     */
+    void buildFilterTable(int points);
 
     int getNumBlocks() const {
         return (int) blocks.size();

@@ -146,7 +146,9 @@ void CommonCalcCGSchNetForceKernel::checkPrecisionRange(const CGSchNetWeights& w
 
 void CommonCalcCGSchNetForceKernel::initialize(const System& system, const CGSchNetForce& force) {
     ContextSelector selector(cc);
-    CGSchNetWeights weights(force);
+    // The filter table is built only once chooseDecomposition() has checked that the kernels' 32-bit
+    // indices reach all of it: a table too large for them may also be too large for host memory.
+    CGSchNetWeights weights(force, false);
     checkPrecisionRange(weights);
     CGSchNetTopology topology = CGSchNetTopology::build(force, system.getNumParticles());
     numBeads = topology.particles.size();
@@ -179,6 +181,7 @@ void CommonCalcCGSchNetForceKernel::initialize(const System& system, const CGSch
         throw OpenMMException(msg.str());
     }
     chooseDecomposition(CGMLKernelOptions::getCommonTuning(force.getProperties(), "CGSchNetForce"));
+    weights.buildFilterTable(tablePoints);
 
     // Topology.
     particles.initialize<int>(cc, atLeastOne(numBeads), "cgschnetParticles");
