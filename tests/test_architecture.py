@@ -67,6 +67,11 @@ def import_graph(source=SOURCE, package=PACKAGE):
 
     def owner(name):
         """The package's module that importing ``name`` runs last (None: outside the package)."""
+        parent = name.rpartition(".")[0]
+        if name not in modules and parent in modules and modules[parent][1]:
+            # A submodule with no .py file in the source tree: a compiled or generated module (the
+            # SWIG extension, which the build writes), importing nothing of the package.
+            return None
         while name and name not in modules:
             name = name.rpartition(".")[0]
         return name if name and name.split(".")[0] == package else None

@@ -16,19 +16,13 @@
 #include <cstdlib>
 #include <string>
 #include <vector>
+#include "CGMLTestCheck.h"
 
 using namespace OpenMM;
 using namespace OpenMMCGML;
 using namespace std;
 
-static int failures = 0;
-
-static void check(bool condition, const string& what) {
-    if (!condition) {
-        printf("FAILED: %s\n", what.c_str());
-        failures++;
-    }
-}
+using CGMLTest::check;
 
 /** Whether calling f throws an OpenMMException whose message contains `expected`. */
 template <class F>
@@ -278,10 +272,5 @@ int main() {
         printf("exception: %s\n", e.what());
         return 1;
     }
-    if (failures > 0) {
-        printf("%d checks FAILED\n", failures);
-        return 1;
-    }
-    printf("All weights-layer checks passed\n");
-    return 0;
+    return CGMLTest::finishChecks("All weights-layer checks passed");
 }

@@ -14,19 +14,13 @@
 #include <set>
 #include <string>
 #include <vector>
+#include "CGMLTestCheck.h"
 
 using namespace OpenMM;
 using namespace OpenMMCGML;
 using namespace std;
 
-static int failures = 0;
-
-static void check(bool condition, const string& what) {
-    if (!condition) {
-        printf("FAILED: %s\n", what.c_str());
-        failures++;
-    }
-}
+using CGMLTest::check;
 
 struct TestSystem {
     CGSchNetTopology topology;
@@ -425,10 +419,5 @@ int main() {
         printf("FAILED: exception: %s\n", e.what());
         return 1;
     }
-    if (failures > 0) {
-        printf("%d check(s) FAILED\n", failures);
-        return 1;
-    }
-    printf("Done\n");
-    return 0;
+    return CGMLTest::finishChecks("Done");
 }

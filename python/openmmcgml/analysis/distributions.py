@@ -210,8 +210,8 @@ def kde_grid(reference, model=None, n_grid: int = 25, padding: float = 0.1, boun
     padding : float
         Fraction of the span added on each side.
     bounds : {"reference", "union"} or array (2, 2)
-        Grid extent: the reference's range (default, as in the benchmark description of
-        NOTES.md), the range of both samples together (what the public benchmark code does), or
+        Grid extent: the reference's range (default, as the benchmark of Bachelor et al. 2025
+        describes it), the range of both samples together (what the public benchmark code does), or
         explicit ``[[x_lo, x_hi], [y_lo, y_hi]]``.
     max_samples : int or None
         Fit each KDE on at most this many samples, keeping every k-th one (KDE cost is
