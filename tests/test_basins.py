@@ -44,3 +44,154 @@ def test_assign_basins_boundaries_wrapping_and_radians():
 def test_assign_basins_refuses_bad_input(phi, psi, units, message):
     with pytest.raises(ValueError, match=message):
         assign_basins(phi, psi, units=units)
+
+
+# ------------------------------------------------------------------------ populations and errors
+
+#: A reversible three-state chain (alpha-R, beta, alpha-L) with slow exchange: symmetric rates
+#: times the stationary distribution below, so that detailed balance holds by construction.
+STATIONARY = np.array([0.3, 0.6, 0.1])
+_RATES = np.array([[0.0, 0.02, 0.01], [0.02, 0.0, 0.005], [0.01, 0.005, 0.0]])
+TRANSITIONS = _RATES * STATIONARY[None, :]
+TRANSITIONS[np.diag_indices(3)] = 1.0 - TRANSITIONS.sum(axis=1)
+#: A (phi, psi) in degrees inside each basin, to turn states into angles.
+STATE_ANGLES = np.array([[-65.0, -40.0], [-80.0, 150.0], [60.0, 40.0]])
+
+
+def asymptotic_covariance(transitions, stationary):
+    """Exact lim N * Cov(mean of indicators) of a stationary reversible chain.
+
+    With Z = (I - P + 1 pi^T)^-1 the fundamental matrix, sum_{t>=0} (P^t - 1 pi^T) = Z - 1 pi^T, so
+    Sigma_jk = pi_j (Z - Pi)_jk + pi_k (Z - Pi)_kj - (pi_j delta_jk - pi_j pi_k) (lag 0 counted once).
+    """
+    n = len(stationary)
+    projector = np.outer(np.ones(n), stationary)
+    deviation = np.linalg.inv(np.eye(n) - transitions + projector) - projector
+    pi = stationary
+    return pi[:, None] * deviation + (pi[:, None] * deviation).T - (np.diag(pi) - np.outer(pi, pi))
+
+
+def markov_runs(n_datasets, n_runs, n_steps, seed):
+    """States of n_datasets x n_runs independent stationary chains, shape (n_datasets, n_runs, n_steps)."""
+    rng = np.random.default_rng(seed)
+    cumulative = np.cumsum(TRANSITIONS, axis=1)
+    states = np.empty((n_datasets * n_runs, n_steps), dtype=np.int64)
+    states[:, 0] = rng.choice(3, size=len(states), p=STATIONARY)
+    for t in range(1, n_steps):
+        u = rng.random(len(states))
+        states[:, t] = (u[:, None] > cumulative[states[:, t - 1]]).sum(axis=1)
+    return states.reshape(n_datasets, n_runs, n_steps)
+
+
+def test_markov_chain_construction_is_consistent():
+    np.testing.assert_allclose(TRANSITIONS.sum(axis=1), 1.0)
+    np.testing.assert_allclose(STATIONARY @ TRANSITIONS, STATIONARY, atol=1e-15)
+    flux = STATIONARY[:, None] * TRANSITIONS
+    np.testing.assert_allclose(flux, flux.T, atol=1e-15)
+    # the asymptotic variance of each indicator against a brute-force sum of its autocovariance
+    power, brute = np.eye(3), np.diag(STATIONARY * (1 - STATIONARY))
+    for _ in range(20000):
+        power = power @ TRANSITIONS
+        brute += 2 * np.diag(STATIONARY * np.diag(power) - STATIONARY**2)
+    np.testing.assert_allclose(np.diag(asymptotic_covariance(TRANSITIONS, STATIONARY)), np.diag(brute), rtol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def markov_data():
+    # 300 data sets of 8 runs x 4000 steps: the integrated autocorrelation time of the
+    # indicators is tens of steps, so a run holds about a hundred independent samples
+    return markov_runs(n_datasets=300, n_runs=8, n_steps=4000, seed=11)
+
+
+def _estimates(data, relative_to="beta", **options):
+    from openmmcgml.analysis.basins import basin_free_energies, basin_populations
+
+    results = []
+    for runs in data:
+        angles = STATE_ANGLES[runs]  # (n_runs, n_steps, 2)
+        result = basin_populations(list(angles[..., 0]), list(angles[..., 1]), units="degrees", **options)
+        energies = basin_free_energies(result, relative_to)
+        results.append((result.populations, result.errors,
+                        np.array([energies[name][0] for name in ALANINE_BASINS]),
+                        np.array([energies[name][1] for name in ALANINE_BASINS])))
+    return [np.array(column) for column in zip(*results)]
+
+
+@pytest.mark.parametrize("n_blocks_per_run", [1, 5])
+def test_populations_and_error_bars_match_the_exact_markov_chain_values(markov_data, n_blocks_per_run):
+    n_runs, n_steps = markov_data.shape[1:]
+    sigma = asymptotic_covariance(TRANSITIONS, STATIONARY)
+    true_errors = np.sqrt(np.diag(sigma) / (n_runs * n_steps))
+    populations, errors, _, _ = _estimates(markov_data, n_blocks_per_run=n_blocks_per_run)
+    # the estimator is unbiased: the mean over 300 data sets within 4 of its standard errors
+    np.testing.assert_array_less(np.abs(populations.mean(axis=0) - STATIONARY), 4 * true_errors / np.sqrt(300))
+    # the spread of the estimates is the exact standard error (to the 10% a 300-sample std allows)
+    np.testing.assert_allclose(populations.std(axis=0, ddof=1), true_errors, rtol=0.15)
+    # the error bars: their root-mean-square equals the true error within 15%, and a single data
+    # set's bar is mostly within a factor 2 of it (8 blocks, 7 degrees of freedom: chi2_7 / 7 is
+    # between 1/4 and 4 with probability 0.97; more blocks, more often)
+    np.testing.assert_allclose(np.sqrt(np.mean(errors**2, axis=0)), true_errors, rtol=0.15)
+    within = np.mean((errors > true_errors / 2) & (errors < 2 * true_errors), axis=0)
+    assert (within > 0.93).all(), within
+    # coverage: the true population within 2 error bars in about 95% of the data sets
+    covered = np.mean(np.abs(populations - STATIONARY) < 2 * errors, axis=0)
+    assert ((covered > 0.88) & (covered < 0.99)).all(), covered
+
+
+def test_error_bars_ignoring_correlation_are_too_small(markov_data):
+    # the check above can fail: one block per frame (the naive binomial error) is several times too small
+    n_runs, n_steps = markov_data.shape[1:]
+    true_errors = np.sqrt(np.diag(asymptotic_covariance(TRANSITIONS, STATIONARY)) / (n_runs * n_steps))
+    _, errors, _, _ = _estimates(markov_data[:5], n_blocks_per_run=n_steps)
+    assert (errors.mean(axis=0) < true_errors / 3).all()
+
+
+def test_free_energy_differences_and_their_propagated_errors(markov_data):
+    n_runs, n_steps = markov_data.shape[1:]
+    sigma = asymptotic_covariance(TRANSITIONS, STATIONARY) / (n_runs * n_steps)
+    p, r = STATIONARY, 1  # relative to beta
+    exact = -np.log(p / p[r])
+    gradient = np.zeros((3, 3))  # d(dF_k)/d(p_j) = -delta_kj / p_k + delta_rj / p_r
+    for k in range(3):
+        gradient[k, k] -= 1 / p[k]
+        gradient[k, r] += 1 / p[r]
+    true_errors = np.sqrt(np.diag(gradient @ sigma @ gradient.T))
+    _, _, energies, energy_errors = _estimates(markov_data, n_blocks_per_run=5)
+    assert energies[:, r].tolist() == [0.0] * len(energies) and energy_errors[:, r].tolist() == [0.0] * len(energies)
+    others = [0, 2]
+    # -ln is convex: to second order the mean is exact + C_kk / (2 p_k^2) - C_rr / (2 p_r^2)
+    second_order = exact + np.diag(sigma) / (2 * p**2) - sigma[r, r] / (2 * p[r] ** 2)
+    np.testing.assert_array_less(np.abs(energies.mean(axis=0) - second_order)[others],
+                                 4 * true_errors[others] / np.sqrt(len(energies)))
+    np.testing.assert_allclose(energies.std(axis=0, ddof=1)[others], true_errors[others], rtol=0.15)
+    np.testing.assert_allclose(np.sqrt(np.mean(energy_errors**2, axis=0))[others], true_errors[others], rtol=0.15)
+
+
+def test_populations_unequal_runs_and_bad_input():
+    from openmmcgml.analysis.basins import basin_free_energies, basin_populations
+
+    # frames pooled: 3 of 4 + 1 of 2 in alpha-R
+    result = basin_populations([np.array([-60.0] * 4), np.array([-60.0, -60.0])],
+                               [np.array([0.0, 0.0, 0.0, 100.0]), np.array([0.0, 100.0])], units="degrees",
+                               n_blocks_per_run=2)
+    np.testing.assert_allclose(result.populations, [4 / 6, 2 / 6, 0.0])
+    assert result.population("alpha_L") == (0.0, 0.0)
+    energies = basin_free_energies(result, "alpha_R")
+    assert energies["alpha_L"][0] == np.inf and np.isnan(energies["alpha_L"][1])
+    with pytest.raises(ValueError, match="holds no frames"):
+        basin_free_energies(result, "alpha_L")
+    with pytest.raises(ValueError, match="unknown basin"):
+        basin_free_energies(result, "C7eq")
+    with pytest.raises(ValueError, match="no error estimate"):
+        basin_populations(np.zeros(10), np.zeros(10), units="degrees", n_blocks_per_run=1)
+    with pytest.raises(ValueError, match="fewer than n_blocks_per_run"):
+        basin_populations([np.zeros(3), np.zeros(10)], [np.zeros(3), np.zeros(10)], units="degrees",
+                          n_blocks_per_run=4)
+    with pytest.raises(ValueError, match="runs"):
+        basin_populations([np.zeros(3), np.zeros(3)], [np.zeros(3)], units="degrees")
+    with pytest.raises(ValueError, match="run 0"):
+        basin_populations([np.zeros(3)], [np.zeros(4)], units="degrees", n_blocks_per_run=1)
+    with pytest.raises(ValueError, match="positive integer"):
+        basin_populations(np.zeros(10), np.zeros(10), units="degrees", n_blocks_per_run=0)
+    with pytest.raises(ValueError, match="1-D"):
+        basin_populations(np.zeros((2, 5)), np.zeros((2, 5)), units="degrees")
