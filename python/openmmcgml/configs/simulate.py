@@ -6,8 +6,9 @@ import os
 from dataclasses import dataclass, field
 from typing import Optional
 
-from .._config import (Settings, boolean, config_path, integer, mapping, number, openmm_platform, save_config,
-                       text)
+from .._config import (Settings, boolean, config_path, integer, mapping, number, one_of, openmm_platform,
+                       save_config, text)
+from ..analysis.basins import ALANINE_BASINS
 
 __all__ = ["DEFAULTS", "RULES", "SimulateConfig", "run_config"]
 
@@ -37,7 +38,10 @@ class SimulateConfig(Settings):
     platform_properties : dict
     seed : int, optional
     initial : dict
-        ``{reference: HDF5 file}`` (random frames of it) or ``{structure: .npy/.pdb/...}``.
+        ``{reference: HDF5 file}`` (random frames of it) or ``{structure: .npy/.pdb/...}``.  With
+        ``basin`` (``alpha_R``, ``beta`` or ``alpha_L``; alanine dipeptide's 5-bead backbone map
+        only) the replicas start only from reference frames in that basin
+        (:func:`openmmcgml.analysis.equilibration.basin_frames`).
     spacing : float, optional
         nm between replica copies (for viewing only); None: automatic.
     minimize : bool
@@ -60,7 +64,8 @@ class SimulateConfig(Settings):
         "model": text(), "replicas": integer(1), "steps": integer(1), "report_interval": integer(1),
         "timestep": number(above=0), "friction": number(0), "temperature": number(above=0, optional=True),
         "platform": openmm_platform(), "platform_properties": mapping(), "seed": integer(optional=True),
-        "initial": mapping(), "spacing": number(above=0, optional=True), "minimize": boolean(),
+        "initial": mapping(), "initial.basin": one_of(*ALANINE_BASINS, optional=True),
+        "spacing": number(above=0, optional=True), "minimize": boolean(),
         "output": text(), "forces": boolean(), "checkpoint": text(), "checkpoint_interval": integer(1, optional=True),
         "resume": boolean(), "overwrite": boolean(), "progress": boolean(),
     }
@@ -86,6 +91,17 @@ class SimulateConfig(Settings):
     overwrite: bool = False
     progress: bool = True
 
+    def validate(self) -> None:
+        unknown = sorted(set(self.initial) - {"reference", "structure", "basin"})
+        if unknown:
+            raise ValueError(f"unknown simulate setting(s) {', '.join('initial.' + k for k in unknown)}; known: "
+                             "initial.reference, initial.structure, initial.basin")
+        if self.initial.get("reference") and self.initial.get("structure"):
+            raise ValueError("give initial.reference or initial.structure, not both")
+        if self.initial.get("basin") is not None and not self.initial.get("reference"):
+            raise ValueError(f"initial.basin {self.initial['basin']} picks frames of initial.reference: give "
+                             "initial.reference (a CG trajectory file of alanine dipeptide's backbone map)")
+
 
 #: Every setting with its default.
 DEFAULTS = SimulateConfig.defaults()
@@ -107,6 +123,15 @@ def _structures(initial: dict, n_replicas: int, n_beads: int, seed):
         with TrajectoryFile(initial["reference"]) as handle:
             if handle.n_frames == 0:
                 raise ValueError(f"initial.reference {initial['reference']} holds no frames to start from")
+        if initial.get("basin") is not None:
+            from ..analysis.equilibration import basin_frames
+
+            try:
+                frames = basin_frames(initial["reference"], initial["basin"])
+            except ValueError as error:
+                raise ValueError(f"initial.basin {initial['basin']} with initial.reference {initial['reference']}: "
+                                 f"{error}") from None
+            return initial_structures(frames, n_replicas, n_beads, seed=seed)
         return initial_structures(initial["reference"], n_replicas, n_beads, seed=seed)
     path = initial.get("structure")
     if not path:
