@@ -195,3 +195,88 @@ def test_populations_unequal_runs_and_bad_input():
         basin_populations(np.zeros(10), np.zeros(10), units="degrees", n_blocks_per_run=0)
     with pytest.raises(ValueError, match="1-D"):
         basin_populations(np.zeros((2, 5)), np.zeros((2, 5)), units="degrees")
+
+
+# ------------------------------------------------------------------------ report and noise floor
+
+ALANINE_NAMES = ["C", "N", "CA", "C", "N"]
+
+
+def alanine_frames(phi_psi_degrees, seed):
+    """5-bead alanine backbones (nm) with the given (phi, psi) in degrees, bonds and angles jittered."""
+    from openmmcgml.analysis import build_chain
+
+    rng = np.random.default_rng(seed)
+    frames = [build_chain(np.array([0.133, 0.146, 0.152, 0.133]) + rng.normal(scale=0.003, size=4),
+                          1.95 + rng.normal(scale=0.05, size=3), np.radians(angles)) for angles in phi_psi_degrees]
+    return np.array(frames)
+
+
+def basin_run(labels, seed):
+    """A run whose frames sit in the basins ``labels`` (0, 1, 2), angles scattered inside each basin."""
+    rng = np.random.default_rng(seed)
+    centres = STATE_ANGLES[np.asarray(labels)]
+    return alanine_frames(centres + rng.uniform(-15, 15, size=centres.shape), seed)
+
+
+def test_report_gives_basin_populations_and_free_energies_of_reference_model_and_training():
+    from openmmcgml.analysis import report
+
+    rng = np.random.default_rng(3)
+    labels = {"reference": [rng.choice(3, 80, p=[0.3, 0.6, 0.1]) for _ in range(3)],
+              "model": [rng.choice(3, 80, p=[0.5, 0.45, 0.05]) for _ in range(2)],
+              "training": [rng.choice(3, 80, p=[0.2, 0.7, 0.1]) for _ in range(2)]}
+    runs = {name: [basin_run(r, seed=k) for k, r in enumerate(value)] for name, value in labels.items()}
+    metrics = report(runs["reference"], runs["model"], bead_names=ALANINE_NAMES, lagtime=5, bins=30, plots=False,
+                     training=runs["training"], basin_blocks=4)
+    for key in ("phi_psi_js", "tica_w1_2d", "phi_js", "psi_js"):  # today's metrics are still there
+        assert key in metrics
+    expected = {}
+    for name, value in labels.items():
+        if name == "model":  # the report drops the first 10% of each model run (8 of 80 frames)
+            value = [r[8:] for r in value]
+        counts = np.bincount(np.concatenate(value), minlength=3)
+        populations = counts / counts.sum()
+        expected[name] = -np.log(populations / populations[1])
+        for k, basin in enumerate(ALANINE_BASINS):
+            assert metrics[f"{name}_population_{basin}"] == pytest.approx(populations[k], abs=1e-12), (name, basin)
+            assert metrics[f"{name}_population_{basin}_error"] > 0
+        for k in (0, 2):
+            assert metrics[f"{name}_dF_{ALANINE_BASINS[k]}_kT"] == pytest.approx(expected[name][k], abs=1e-12)
+            assert metrics[f"{name}_dF_{ALANINE_BASINS[k]}_kT_error"] > 0
+        assert metrics[f"{name}_basin_blocks"] == 4 * len(value)
+    assert metrics["model_dF_max_deviation_kT"] == pytest.approx(np.abs(expected["model"] - expected["reference"]).max())
+
+
+def test_report_basins_of_a_model_that_misses_a_basin_are_none_not_infinite():
+    import json
+
+    from openmmcgml.analysis import report
+
+    reference = [basin_run(np.repeat([0, 1, 2, 1], 15), seed=k) for k in range(2)]
+    model = [basin_run(np.repeat([0, 1, 1, 1], 15), seed=5 + k) for k in range(2)]
+    metrics = report(reference, model, bead_names=ALANINE_NAMES, lagtime=5, bins=30, plots=False, discard=0.0)
+    assert metrics["model_population_alpha_L"] == 0.0
+    assert metrics["model_dF_alpha_L_kT"] is None and metrics["model_dF_max_deviation_kT"] is None
+    json.loads(json.dumps(metrics), parse_constant=lambda name: pytest.fail(f"{name} in metrics.json"))
+
+
+def test_noise_floor_mean_and_spread_over_sets():
+    from openmmcgml.analysis import noise_floor, report
+
+    rng = np.random.default_rng(8)
+    reference = [basin_run(rng.choice(3, 60, p=[0.3, 0.6, 0.1]), seed=k) for k in range(3)]
+    sets = [[basin_run(rng.choice(3, 60, p=[0.3, 0.6, 0.1]), seed=10 * s + k) for k in range(2)] for s in range(3)]
+    options = {"bead_names": ALANINE_NAMES, "lagtime": 5, "bins": 30}
+    floor = noise_floor(reference, sets, **options)
+    assert floor["n_sets"] == 3 and len(floor["per_set"]) == 3
+    # each set scored as report scores it with no burn-in; the summary statistics of those scores
+    scores = [report(reference, one, discard=0.0, plots=False, **options) for one in sets]
+    for key in ("phi_psi_js", "tica_w1_2d", "model_population_beta"):
+        values = np.array([m[key] for m in scores])
+        assert floor["mean"][key] == pytest.approx(values.mean())
+        assert floor["std"][key] == pytest.approx(values.std(ddof=1))
+        assert floor["min"][key] == pytest.approx(values.min()) and floor["max"][key] == pytest.approx(values.max())
+    assert scores[0]["n_model_frames"] == 120
+    with pytest.raises(ValueError, match="at least two"):
+        noise_floor(reference, sets[:1], **options)

@@ -393,6 +393,8 @@ EXAMPLES = {
     "map-chignolin.yaml": ["input={tmp}/cln.h5", "output={tmp}/cln-cg-offline.h5"],
     "oracle-chignolin-reference.yaml": ["output={tmp}/cln-ref.h5", "cg_output={tmp}/cln-ref-cg.h5", "n_steps=20",
                                         "save_every=10", "equilibration_steps=0", "n_runs=1"],
+    "oracle-alanine-long-reference.yaml": ["cg_output={tmp}/ala-long-cg.h5", "n_steps=40", "save_every=10",
+                                           "equilibration_steps=10", "n_runs=2"],
 }
 
 
@@ -412,6 +414,8 @@ def test_example_configs_run_through_the_cli(tmp_path, capsys):
     assert "frames/s" in output and "written to" in output
     ala = read_trajectory(tmp_path / "ala-cg.h5")
     assert ala.n_particles == 5 and ala.n_frames == 8
+    long_reference = read_trajectory(tmp_path / "ala-long-cg.h5")
+    assert long_reference.n_particles == 5 and long_reference.n_frames == 8
     cln = read_trajectory(tmp_path / "cln-cg.h5")
     assert cln.n_particles == 10 and cln.metadata.temperature == 340.0
     assert cln.metadata.type_names[cln.metadata.bead_types[0]] == "TYR"

@@ -8,6 +8,9 @@
 * :mod:`~openmmcgml.analysis.tica`: :class:`TICAMetrics` (deeptime TICA on all pairwise distances,
   fitted on the reference only), autocorrelation times, MSM implied timescales.
 * :mod:`~openmmcgml.analysis.plots`: matplotlib plots (Agg canvas) taking ``ax=None``.
+* :mod:`~openmmcgml.analysis.basins`: the alanine basins (alpha-R, beta, alpha-L), their
+  populations with block-averaged errors and free-energy differences.
+* :func:`noise_floor`: independent all-atom sets scored against a long reference (mean, spread).
 * :func:`report`: all of it for one reference/model pair, written to a folder.
 
 Examples
@@ -24,16 +27,24 @@ from .distributions import (free_energy_1d, free_energy_2d, histogram_js, histog
                             reference_range, w1_kde_1d, w1_kde_2d, w1_samples_1d)
 from .geometry import (NativeContacts, alanine_phi_psi, bond_angles, bond_lengths, build_chain, dihedral_angles,
                        frames, pairwise_distances, radius_of_gyration, rmsd)
-from .report import ALANINE_BEADS, detect_kind, format_metrics, load_native, report
+from .basins import (ALANINE_BASINS, BasinPopulations, assign_basins, basin_free_energies, basin_metrics,
+                     basin_populations)
+from .report import ALANINE_BEADS, detect_kind, format_metrics, load_native, noise_floor, report
 from .tica import TICAMetrics, as_runs, autocorrelation, integrated_autocorrelation_time, msm_implied_timescales
 
 __all__ = [
+    "ALANINE_BASINS",
     "ALANINE_BEADS",
+    "BasinPopulations",
     "NativeContacts",
     "TICAMetrics",
     "alanine_phi_psi",
     "as_runs",
+    "assign_basins",
     "autocorrelation",
+    "basin_free_energies",
+    "basin_metrics",
+    "basin_populations",
     "bond_angles",
     "bond_lengths",
     "build_chain",
@@ -50,6 +61,7 @@ __all__ = [
     "kde_grid",
     "load_native",
     "msm_implied_timescales",
+    "noise_floor",
     "pairwise_distances",
     "radius_of_gyration",
     "reference_range",

@@ -303,7 +303,8 @@ def basin_metrics(phi, psi, *, units: str, prefix: str, n_blocks_per_run: Option
                   relative_to: str = "beta") -> dict:
     """Flat metrics of the basins for a report: ``{prefix}_population_{basin}`` (and ``_error``),
     ``{prefix}_dF_{basin}_kT`` (and ``_error``) relative to ``relative_to``, and
-    ``{prefix}_basin_blocks``.
+    ``{prefix}_basin_blocks``.  A free energy of an empty basin (or relative to an empty basin)
+    is None.
 
     Examples
     --------
@@ -317,10 +318,13 @@ def basin_metrics(phi, psi, *, units: str, prefix: str, n_blocks_per_run: Option
     for name, value, error in zip(result.names, result.populations, result.errors):
         metrics[f"{prefix}_population_{name}"] = float(value)
         metrics[f"{prefix}_population_{name}_error"] = float(error)
-    if result.populations[_basin_index(result.names, relative_to)] > 0:
-        for name, (value, error) in basin_free_energies(result, relative_to).items():
-            if name != relative_to:
-                metrics[f"{prefix}_dF_{name}_kT"] = float(value)
-                metrics[f"{prefix}_dF_{name}_kT_error"] = float(error)
+    reference_empty = result.populations[_basin_index(result.names, relative_to)] <= 0
+    energies = {} if reference_empty else basin_free_energies(result, relative_to)
+    for name in result.names:
+        if name != relative_to:
+            value, error = energies.get(name, (math.nan, math.nan))
+            # None, not inf/nan, where a basin is empty: metrics.json stays strict JSON
+            metrics[f"{prefix}_dF_{name}_kT"] = float(value) if math.isfinite(value) else None
+            metrics[f"{prefix}_dF_{name}_kT_error"] = float(error) if math.isfinite(error) else None
     metrics[f"{prefix}_basin_blocks"] = int(result.n_blocks)
     return metrics

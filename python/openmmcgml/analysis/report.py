@@ -11,12 +11,13 @@ from typing import Optional
 import numpy as np
 
 from . import plots as _plots
+from .basins import ALANINE_BASINS, basin_metrics
 from .distributions import histogram_js, histogram_js_2d
 from .geometry import (NativeContacts, alanine_phi_psi, bond_angles, bond_lengths, dihedral_angles, frames,
                        radius_of_gyration, rmsd)
 from .tica import TICAMetrics, as_runs, integrated_autocorrelation_time
 
-__all__ = ["ALANINE_BEADS", "detect_kind", "format_metrics", "load_native", "report"]
+__all__ = ["ALANINE_BEADS", "detect_kind", "format_metrics", "load_native", "noise_floor", "report"]
 
 #: Bead names of the alanine dipeptide backbone map: C(ACE) N CA C N(NME).
 ALANINE_BEADS = ("C", "N", "CA", "C", "N")
@@ -74,6 +75,33 @@ def _autocorrelation_time(series):
     return None if caught or not np.isfinite(tau) else float(tau)
 
 
+def _alanine_basin_metrics(runs, prefix: str, n_blocks_per_run: Optional[int]) -> dict:
+    """Basin populations and free energies of CG alanine runs (see analysis.basins.basin_metrics)."""
+    angles = [alanine_phi_psi(r) for r in runs if len(r)]
+    if n_blocks_per_run is None:
+        n_blocks_per_run = 1 if len(angles) >= 8 else 4
+    n_blocks_per_run = max(1, min(int(n_blocks_per_run), min(len(phi) for phi, _ in angles)))
+    if len(angles) == 1 and n_blocks_per_run == 1:
+        n_blocks_per_run = 2 if len(angles[0][0]) >= 2 else 1
+    if len(angles) * n_blocks_per_run < 2:
+        raise ValueError(f"the {prefix} set has too few frames for basin populations with error bars")
+    return basin_metrics([phi for phi, _ in angles], [psi for _, psi in angles], units="radians", prefix=prefix,
+                         n_blocks_per_run=n_blocks_per_run)
+
+
+def _max_deviation(metrics: dict, name: str, reference: str, relative_to: str = "beta") -> Optional[float]:
+    """max over the basins of |dF_name - dF_reference| in kT; None where either is undefined."""
+    deviations = []
+    for basin in ALANINE_BASINS:
+        if basin == relative_to:
+            continue
+        a, b = metrics.get(f"{name}_dF_{basin}_kT"), metrics.get(f"{reference}_dF_{basin}_kT")
+        if a is None or b is None:
+            return None
+        deviations.append(abs(a - b))
+    return float(max(deviations))
+
+
 def _grid_axes(n_panels, panel=(3.2, 2.6), max_cols=4):
     cols = min(max_cols, n_panels)
     rows = int(math.ceil(n_panels / cols))
@@ -98,7 +126,7 @@ def report(reference, samples, output_dir=None, *, kind: str = "auto", bead_name
            discard: float = 0.1, reference_stride: int = 1, stride: int = 1, native=None,
            temperature: Optional[float] = None, bins: int = 100, n_tics: int = 5, bounds="reference",
            max_kde_samples: Optional[int] = 20000, q_cutoff: float = 0.8, folded_rmsd: float = 0.3,
-           plots: bool = True) -> dict:
+           plots: bool = True, training=None, basin_blocks: Optional[int] = None) -> dict:
     """Evaluate CG ``samples`` against the mapped all-atom ``reference``; write plots and metrics.
 
     Parameters
@@ -140,13 +168,22 @@ def report(reference, samples, output_dir=None, *, kind: str = "auto", bead_name
     plots : bool
         Write the PNG plots (about half a second per figure on a 2-core machine); with False
         only the metrics files are written.
+    training : path, TrajectorySet, array or list of arrays, optional
+        The CG-mapped training set, whose basin populations are reported next to the reference's
+        and the model's (alanine only).
+    basin_blocks : int, optional
+        Blocks in time per run for the error bars of the basin populations (default: see
+        :func:`~openmmcgml.analysis.basins.basin_populations`; fewer where a run is shorter).
 
     Returns
     -------
     dict
         Flat metrics: ``tica_w1_2d``, ``tica_w1_1d``, ``tica_js``, ``bond_js``, ``angle_js``,
         ``dihedral_js`` (lists, per internal coordinate, and ``*_mean``), ``rg_*``, and for alanine
-        ``phi_js``, ``psi_js``, ``phi_psi_js``; for CA chains with a native structure ``q_*``,
+        ``phi_js``, ``psi_js``, ``phi_psi_js`` and the basins (:data:`~openmmcgml.analysis.basins.ALANINE_BASINS`)
+        of reference, model and training set: ``{set}_population_{basin}`` and ``{set}_dF_{basin}_kT``
+        relative to beta, each with ``_error`` (None where a basin is empty), and
+        ``model_dF_max_deviation_kT``, the largest ``|dF_model - dF_reference|``; for CA chains with a native structure ``q_*``,
         ``rmsd_*`` and ``folded_fraction_*``; autocorrelation times of TIC 0 (frames of each data set).
     """
     if isinstance(reference, (str, bytes)) or hasattr(reference, "__fspath__"):
@@ -241,6 +278,12 @@ def report(reference, samples, output_dir=None, *, kind: str = "auto", bead_name
         metrics["phi_js"] = float(histogram_js(phi_r, phi_m, bins=bins, range=ANGLE_RANGE))
         metrics["psi_js"] = float(histogram_js(psi_r, psi_m, bins=bins, range=ANGLE_RANGE))
         metrics["phi_psi_js"] = histogram_js_2d(np.stack([phi_r, psi_r], 1), np.stack([phi_m, psi_m], 1), bins=50)
+        basin_sets = [("reference", ref_runs), ("model", model_runs)]
+        if training is not None:
+            basin_sets.append(("training", as_runs(training)))
+        for name, runs in basin_sets:
+            metrics.update(_alanine_basin_metrics(runs, name, basin_blocks))
+        metrics["model_dF_max_deviation_kT"] = _max_deviation(metrics, "model", "reference")
         if out:
             axes = _plots.new_axes((10.5, 4.3), ncols=2)
             vmax = 8.0 * kT
@@ -285,3 +328,56 @@ def report(reference, samples, output_dir=None, *, kind: str = "auto", bead_name
         with open(os.path.join(folder, "metrics.txt"), "w") as handle:
             handle.write(format_metrics(metrics) + "\n")
     return metrics
+
+
+def noise_floor(reference, sets, *, discard: float = 0.0, **options) -> dict:
+    """The noise floor: independent all-atom sets (CG-mapped) scored against a long reference.
+
+    A model cannot be expected to score better against ``reference`` than an all-atom set of
+    the size of its training set does; the mean and spread over sets from different oracle seeds
+    say how far a score is from that floor.
+
+    Parameters
+    ----------
+    reference : path, TrajectorySet, array or list of arrays
+        The long CG-mapped reference (e.g. from examples/configs/oracle-alanine-long-reference.yaml).
+    sets : sequence
+        At least two independent CG-mapped all-atom sets (same kinds as ``reference``), each scored
+        as the samples of :func:`report`.
+    discard : float
+        Burn-in fraction of each run of a set (default 0: oracle runs are equilibrated before
+        their first frame).
+    **options
+        Further options of :func:`report` (``bead_names``, ``lagtime``, ...); no plots are made.
+
+    Returns
+    -------
+    dict
+        ``per_set`` (the metrics of each set), ``n_sets``, and ``mean``, ``std`` (sample standard
+        deviation, ddof 1), ``min`` and ``max`` of every numeric metric defined for every set.
+
+    Examples
+    --------
+    >>> floor = noise_floor("long-reference-cg.h5", ["seed1-cg.h5", "seed2-cg.h5", "seed3-cg.h5"])  # doctest: +SKIP
+    >>> floor["mean"]["phi_psi_js"], floor["std"]["phi_psi_js"]  # doctest: +SKIP
+    """
+    sets = list(sets)
+    if len(sets) < 2:
+        raise ValueError(f"a noise floor needs at least two independent sets, got {len(sets)}")
+    if options.pop("plots", False) or options.pop("output_dir", None) is not None:
+        raise ValueError("noise_floor makes no plots and writes no files; call report for one set")
+    per_set = [report(reference, one, None, discard=discard, plots=False, **options) for one in sets]
+
+    def numeric(value):
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+    keys = [key for key, value in per_set[0].items()
+            if numeric(value) and all(numeric(m.get(key)) for m in per_set)]
+    summary = {"per_set": per_set, "n_sets": len(sets), "mean": {}, "std": {}, "min": {}, "max": {}}
+    for key in keys:
+        values = np.array([m[key] for m in per_set], dtype=float)
+        summary["mean"][key] = float(values.mean())
+        summary["std"][key] = float(values.std(ddof=1))
+        summary["min"][key] = float(values.min())
+        summary["max"][key] = float(values.max())
+    return summary

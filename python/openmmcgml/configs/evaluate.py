@@ -21,6 +21,9 @@ class EvaluateConfig(Settings):
         CG-mapped reference trajectory file (docs/data-format.md).
     samples : str
         CG model trajectory file (``cgml simulate``'s output).
+    training : str, optional
+        CG-mapped training set: its alanine basin populations are reported beside the
+        reference's and the model's.
     output : str, optional
         Folder for metrics.json, metrics.txt and the plots.
     kind : str
@@ -44,6 +47,9 @@ class EvaluateConfig(Settings):
         nm: CA RMSD to native below which a frame counts as folded.
     plots : bool
         Write the PNG plots (else only metrics.json and metrics.txt).
+    basin_blocks : int, optional
+        Blocks in time per run for the error bars of the alanine basin populations (None: 1 with
+        8 or more runs, else 4; see :func:`openmmcgml.analysis.basin_populations`).
     """
 
     WHAT = "evaluate"
@@ -53,6 +59,7 @@ class EvaluateConfig(Settings):
         "stride": integer(1), "temperature": number(above=0, optional=True), "bins": integer(2),
         "n_tics": integer(1), "bounds": one_of("reference", "union"), "max_kde_samples": integer(1, optional=True),
         "q_cutoff": number(above=0), "folded_rmsd": number(above=0), "plots": boolean(),
+        "training": text(), "basin_blocks": integer(1, optional=True),
     }
 
     reference: Optional[str] = None
@@ -72,6 +79,8 @@ class EvaluateConfig(Settings):
     q_cutoff: float = 0.8
     folded_rmsd: float = 0.3
     plots: bool = True
+    training: Optional[str] = None
+    basin_blocks: Optional[int] = None
 
 
 #: Every setting with its default.
@@ -82,7 +91,8 @@ RULES = EvaluateConfig.rules()
 
 # The settings that are options of analysis.report.
 _REPORT_OPTIONS = ("kind", "native", "lagtime", "discard", "reference_stride", "stride", "temperature", "bins",
-                   "n_tics", "bounds", "max_kde_samples", "q_cutoff", "folded_rmsd", "plots")
+                   "n_tics", "bounds", "max_kde_samples", "q_cutoff", "folded_rmsd", "plots", "training",
+                   "basin_blocks")
 
 
 def run_config(config, *, quiet: bool = False, print_fn=print) -> dict:
@@ -95,9 +105,11 @@ def run_config(config, *, quiet: bool = False, print_fn=print) -> dict:
     from ..data.trajectory import TrajectoryFile
 
     config = EvaluateConfig.from_dict(config)
-    for key in ("reference", "samples"):
+    for key in ("reference", "samples", "training"):
         path = getattr(config, key)
         if not path:
+            if key == "training":  # optional
+                continue
             raise ValueError(f"the config needs '{key}'")
         with TrajectoryFile(path) as handle:
             if handle.n_frames == 0:
