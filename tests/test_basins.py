@@ -280,3 +280,58 @@ def test_noise_floor_mean_and_spread_over_sets():
     assert scores[0]["n_model_frames"] == 120
     with pytest.raises(ValueError, match="at least two"):
         noise_floor(reference, sets[:1], **options)
+
+
+def test_cli_evaluate_reports_the_basins_of_a_training_set(tmp_path, capsys):
+    import json
+    import os
+
+    from cg_standin import write_cg_dataset
+    from openmmcgml.cli import main
+
+    rng = np.random.default_rng(4)
+    files = {}
+    for name, n_runs in (("reference", 2), ("samples", 2), ("training", 3)):
+        runs = [basin_run(rng.choice(3, 50, p=[0.3, 0.6, 0.1]), seed=20 + k) for k in range(n_runs)]
+        files[name] = write_cg_dataset(tmp_path / f"{name}.h5", runs, ALANINE_NAMES)
+    config = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "configs",
+                          "evaluate-alanine.yaml")
+    arguments = ["evaluate", config, "--quiet"] + [item for key, value in files.items()
+                                                   for item in ("--set", f"{key}={value}")]
+    arguments += ["--set", f"output={tmp_path / 'evaluation'}", "--set", "lagtime=5", "--set", "plots=false",
+                  "--set", "basin_blocks=2"]
+    assert main(arguments) == 0
+    metrics = json.load(open(tmp_path / "evaluation" / "metrics.json"))
+    for name in ("reference", "model", "training"):
+        populations = [metrics[f"{name}_population_{basin}"] for basin in ALANINE_BASINS]
+        assert sum(populations) == pytest.approx(1.0)
+    assert metrics["training_basin_blocks"] == 6 and metrics["reference_basin_blocks"] == 4
+    capsys.readouterr()
+    assert main(arguments[:-2] + ["--set", f"training={tmp_path / 'missing.h5'}"]) != 0
+    assert "missing.h5" in capsys.readouterr().err
+
+
+def test_noise_floor_script(tmp_path, capsys):
+    import importlib.util
+    import json
+    import os
+
+    from cg_standin import write_cg_dataset
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    spec = importlib.util.spec_from_file_location("noise_floor_script", os.path.join(root, "benchmarks", "noise_floor.py"))
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    rng = np.random.default_rng(9)
+    paths = []
+    for k in range(4):
+        runs = [basin_run(rng.choice(3, 50, p=[0.3, 0.6, 0.1]), seed=30 + 2 * k + j) for j in range(2)]
+        paths.append(str(write_cg_dataset(tmp_path / f"set{k}.h5", runs, ALANINE_NAMES)))
+    output = tmp_path / "floor.json"
+    assert script.main([paths[0], *paths[1:], "--lagtime", "5", "--output", str(output)]) == 0
+    printed = capsys.readouterr().out
+    assert "3 sets against" in printed and "phi_psi_js" in printed
+    summary = json.load(open(output))
+    js = [m["phi_psi_js"] for m in summary["per_set"]]
+    assert summary["n_sets"] == 3 and summary["mean"]["phi_psi_js"] == pytest.approx(np.mean(js))
+    assert summary["std"]["phi_psi_js"] == pytest.approx(np.std(js, ddof=1))
