@@ -357,6 +357,10 @@ def test_cli_train_with_example_configs(synthetic, tmp_path, capsys):
     assert cg.bead_names == ["C", "N", "CA", "C", "N"] and cg.masses == [12.0, 14.0, 12.0, 12.0, 14.0]
     assert cg.bead_types == BEAD_TYPES and cg.model.n_types == 3 and cg.mapping == {"kind": "toy"}
     assert cg.metadata["force_matching"]["epochs"] == 2
+    # 200 frames are too few for the noise estimate (tests/test_force_noise.py checks it on more):
+    # the run says so and records why.
+    assert cg.metadata["force_noise"]["summary"].startswith("force noise not estimated: ")
+    assert cg.metadata["force_noise"]["summary"] in out and "too few" in out
     assert (tmp_path / "training" / "loss.csv").exists() and (tmp_path / "training" / "loss.png").exists()
     # the model as OpenMM forces equals its torch evaluation (float32 weights copied to double)
     cg.model.double()

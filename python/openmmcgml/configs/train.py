@@ -118,6 +118,10 @@ class TrainConfig(Settings):
     training : TrainingSettings
     progress : bool
         A progress bar (also off with ``--quiet``).
+    force_noise : bool
+        After training, split the best validation force MSE into the noise of the mapped forces
+        (estimated from the dataset's frames by :func:`openmmcgml.analysis.force_noise.estimate_force_noise`)
+        and the model error; printed and kept in the model's metadata (``force_noise``).
     """
 
     WHAT = "train"
@@ -126,6 +130,7 @@ class TrainConfig(Settings):
         "resume": boolean(), "init_model": text(), "stride": integer(1),
         "exclusions": Rule("bonds, none or a list of bead pairs [i, j]", _exclusions, optional=True),
         "masses": number_list(above=0, scalar=True, optional=True), "progress": boolean(),
+        "force_noise": boolean(),
     }
 
     data: Optional[str] = None
@@ -140,6 +145,7 @@ class TrainConfig(Settings):
     model: ModelSettings = section(ModelSettings)
     training: TrainingSettings = section(TrainingSettings)
     progress: bool = True
+    force_noise: bool = True
 
 
 #: Every setting with its default (the sections as dicts).
@@ -230,10 +236,30 @@ def run_config(config, *, quiet: bool = False, print_fn=print):
 
     if config.masses is None and data.masses is None:
         warnings.warn("neither the config nor the dataset gives bead masses: 100 amu each")
-    cg = trainer.fetch_model(masses=config.masses)
+    noise = _force_noise_summary(data, trainer.best_val_loss_) if config.force_noise else None
+    cg = trainer.fetch_model(masses=config.masses, metadata=None if noise is None else {"force_noise": noise})
     cg.save(output)
     save_config(config, config_path(output), "train")
     print_fn(f"best validation force MSE {trainer.best_val_loss_:.4g} (kJ/mol/nm)^2 at epoch {trainer.best_epoch_} "
              f"of {len(trainer.history_)}; model -> {output}; loss curve -> "
              f"{os.path.join(checkpoint_dir, 'loss.png')}")
+    if noise is not None:
+        print_fn(noise["summary"])
     return cg
+
+
+def _force_noise_summary(data, validation_mse: float) -> dict:
+    """The validation MSE split into the noise of the mapped forces (estimated from all frames of
+    ``data``) and the model error, as kept in the model's metadata; a dataset too small for the
+    estimate gives ``{"summary": <why>}``."""
+    from ..analysis.force_noise import estimate_force_noise, format_force_split
+
+    try:
+        ids = data.trajectory if getattr(data.trajectory, "ndim", 0) == 1 else None
+        estimate = estimate_force_noise(data.coordinates, data.forces, ids)
+    except ValueError as error:
+        return {"summary": f"force noise not estimated: {error}"}
+    split = estimate.split(validation_mse)
+    return {**split, "estimate": estimate.to_dict(),
+            "summary": "validation " + format_force_split(split) + f"; noise from {estimate.n_pairs} "
+                       f"neighbour pairs of {estimate.n_frames} frames"}
