@@ -29,13 +29,14 @@ HEADLINE = ("phi_psi_js", "phi_js", "psi_js", "tica_w1_2d", "tica_w1_1d_mean", "
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("reference", help="the long CG-mapped reference")
+    parser.add_argument("reference", help="the long CG-mapped reference (several files: comma-separated)")
     parser.add_argument("sets", nargs="+", help="CG-mapped all-atom sets of one size, one per oracle seed")
     parser.add_argument("--lagtime", type=int, default=20, help="TICA lag in reference frames")
     parser.add_argument("--basin-blocks", type=int, default=None, help="blocks in time per run for basin errors")
     parser.add_argument("--output", help="JSON file for the summary and every set's metrics")
     args = parser.parse_args(argv)
-    floor = noise_floor(args.reference, args.sets, lagtime=args.lagtime, basin_blocks=args.basin_blocks)
+    reference = args.reference.split(",") if "," in args.reference else args.reference
+    floor = noise_floor(reference, args.sets, lagtime=args.lagtime, basin_blocks=args.basin_blocks)
     print(f"{floor['n_sets']} sets against {args.reference} (the 'model' of each row is an all-atom set)")
     print(f"{'metric':<28}{'mean':>10}{'std':>10}{'min':>10}{'max':>10}")
     for key in HEADLINE:

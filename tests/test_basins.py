@@ -335,3 +335,37 @@ def test_noise_floor_script(tmp_path, capsys):
     js = [m["phi_psi_js"] for m in summary["per_set"]]
     assert summary["n_sets"] == 3 and summary["mean"]["phi_psi_js"] == pytest.approx(np.mean(js))
     assert summary["std"]["phi_psi_js"] == pytest.approx(np.std(js, ddof=1))
+
+
+def test_a_reference_in_several_files_scores_as_one(tmp_path, capsys):
+    import json
+    import os
+
+    from cg_standin import write_cg_dataset
+    from openmmcgml.analysis import report
+    from openmmcgml.cli import main
+
+    rng = np.random.default_rng(12)
+    runs = [basin_run(rng.choice(3, 50, p=[0.3, 0.6, 0.1]), seed=40 + k) for k in range(4)]
+    model = [basin_run(rng.choice(3, 50, p=[0.4, 0.5, 0.1]), seed=50 + k) for k in range(2)]
+    whole = write_cg_dataset(tmp_path / "whole.h5", runs, ALANINE_NAMES)
+    first = write_cg_dataset(tmp_path / "a.h5", runs[:2], ALANINE_NAMES)
+    second = write_cg_dataset(tmp_path / "b.h5", runs[2:], ALANINE_NAMES)
+    options = {"lagtime": 5, "bins": 30, "plots": False}
+    one = report(whole, model, **options)
+    split = report([first, second], model, **options)
+    assert split.keys() == one.keys()
+    for key, value in one.items():
+        assert split[key] == (pytest.approx(value) if isinstance(value, float) else value), key
+    hot = write_cg_dataset(tmp_path / "hot.h5", runs[2:], ALANINE_NAMES, temperature=350.0)
+    with pytest.raises(ValueError, match="350.0 K"):
+        report([first, hot], model, **options)
+    samples = write_cg_dataset(tmp_path / "model.h5", model, ALANINE_NAMES)
+    config = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "configs",
+                          "evaluate-alanine.yaml")
+    output = tmp_path / "evaluation"
+    assert main(["evaluate", config, "--quiet", "--set", f"reference=[{first}, {second}]", "--set", f"samples={samples}",
+                 "--set", f"output={output}", "--set", "lagtime=5", "--set", "bins=30", "--set", "plots=false"]) == 0
+    assert json.load(open(output / "metrics.json"))["n_reference_frames"] == 200
+    assert main(["evaluate", config, "--quiet", "--set", "reference=[]", "--set", f"samples={samples}"]) != 0
+    assert "reference" in capsys.readouterr().err

@@ -29,7 +29,8 @@ from .geometry import (NativeContacts, alanine_phi_psi, bond_angles, bond_length
                        frames, pairwise_distances, radius_of_gyration, rmsd)
 from .basins import (ALANINE_BASINS, BasinPopulations, assign_basins, basin_free_energies, basin_metrics,
                      basin_populations)
-from .report import ALANINE_BEADS, detect_kind, format_metrics, load_native, noise_floor, report
+from .report import (ALANINE_BEADS, detect_kind, format_metrics, load_native, noise_floor, read_reference_files,
+                     report)
 from .tica import TICAMetrics, as_runs, autocorrelation, integrated_autocorrelation_time, msm_implied_timescales
 
 __all__ = [
@@ -64,6 +65,7 @@ __all__ = [
     "noise_floor",
     "pairwise_distances",
     "radius_of_gyration",
+    "read_reference_files",
     "reference_range",
     "report",
     "rmsd",

@@ -17,7 +17,8 @@ from .geometry import (NativeContacts, alanine_phi_psi, bond_angles, bond_length
                        radius_of_gyration, rmsd)
 from .tica import TICAMetrics, as_runs, integrated_autocorrelation_time
 
-__all__ = ["ALANINE_BEADS", "detect_kind", "format_metrics", "load_native", "noise_floor", "report"]
+__all__ = ["ALANINE_BEADS", "detect_kind", "format_metrics", "load_native", "noise_floor", "read_reference_files",
+           "report"]
 
 #: Bead names of the alanine dipeptide backbone map: C(ACE) N CA C N(NME).
 ALANINE_BEADS = ("C", "N", "CA", "C", "N")
@@ -73,6 +74,42 @@ def _autocorrelation_time(series):
         warnings.simplefilter("always")
         tau = integrated_autocorrelation_time(series)
     return None if caught or not np.isfinite(tau) else float(tau)
+
+
+def _is_path_list(value) -> bool:
+    return (isinstance(value, (list, tuple)) and len(value) > 0
+            and all(isinstance(v, str) or hasattr(v, "__fspath__") for v in value))
+
+
+def read_reference_files(paths):
+    """The runs of several trajectory files as one TrajectorySet (e.g. a long reference generated
+    as two oracle sets side by side, one per core).
+
+    The files must hold the same beads at the same temperature; the metadata are the first
+    file's and the runs keep their order (file by file).
+
+    Raises
+    ------
+    ValueError
+        If the files differ in bead names, bead count or temperature.
+    """
+    import dataclasses
+
+    from ..simulation.storage import read_trajectories
+
+    sets = [read_trajectories(path) for path in paths]
+    first = sets[0]
+    for path, other in zip(paths[1:], sets[1:]):
+        if other.n_beads != first.n_beads or list(other.bead_names) != list(first.bead_names):
+            raise ValueError(f"{os.fspath(path)} has beads {list(other.bead_names)}, {os.fspath(paths[0])} "
+                             f"{list(first.bead_names)}")
+        if other.temperature != first.temperature:
+            raise ValueError(f"{os.fspath(path)} is at {other.temperature} K, {os.fspath(paths[0])} at "
+                             f"{first.temperature} K")
+    return dataclasses.replace(
+        first, coordinates=[x for one in sets for x in one.coordinates], steps=[x for one in sets for x in one.steps],
+        trajectory_ids=np.arange(sum(len(one.coordinates) for one in sets)),
+        forces=None if any(one.forces is None for one in sets) else [x for one in sets for x in one.forces])
 
 
 def _alanine_basin_metrics(runs, prefix: str, n_blocks_per_run: Optional[int]) -> dict:
@@ -131,9 +168,10 @@ def report(reference, samples, output_dir=None, *, kind: str = "auto", bead_name
 
     Parameters
     ----------
-    reference : path, TrajectorySet, array or list of arrays
-        CG-mapped reference frames (runs in time order; see :func:`~openmmcgml.analysis.tica.as_runs`).
-    samples : same kinds
+    reference : path, list of paths, TrajectorySet, array or list of arrays
+        CG-mapped reference frames (runs in time order; see :func:`~openmmcgml.analysis.tica.as_runs`);
+        the runs of several files are pooled (:func:`read_reference_files`).
+    samples : path, TrajectorySet, array or list of arrays
         Frames of the CG model (e.g. the output file of ``cgml simulate``).
     output_dir : str or path, optional
         Where to write ``metrics.json``, ``metrics.txt`` and the PNG plots; nothing is written
@@ -190,6 +228,8 @@ def report(reference, samples, output_dir=None, *, kind: str = "auto", bead_name
         from ..simulation.storage import read_trajectories
 
         reference = read_trajectories(reference)
+    elif _is_path_list(reference):
+        reference = read_reference_files(reference)
     if hasattr(reference, "bead_names") and hasattr(reference, "temperature"):  # a TrajectorySet
         if bead_names is None and reference.metadata is not None and reference.metadata.bead_names:
             bead_names = list(reference.bead_names)

@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Union
 
-from .._config import Settings, boolean, config_path, integer, number, one_of, save_config, text
+from .._config import Rule, Settings, boolean, config_path, integer, number, one_of, save_config, text
 
 __all__ = ["DEFAULTS", "EvaluateConfig", "RULES", "run_config"]
+
+
+def _file_or_files() -> Rule:
+    """A file name or a non-empty list of file names; null is valid too."""
+
+    def convert(value):
+        if isinstance(value, str) and value:
+            return value
+        if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) and v for v in value):
+            return list(value)
+        raise TypeError("not a file name or a list of file names")
+
+    return Rule("a file name or a non-empty list of file names", convert, optional=True)
 
 
 @dataclass
@@ -17,8 +30,9 @@ class EvaluateConfig(Settings):
 
     Attributes
     ----------
-    reference : str
-        CG-mapped reference trajectory file (docs/data-format.md).
+    reference : str or list of str
+        CG-mapped reference trajectory file (docs/data-format.md), or several whose runs are
+        pooled (e.g. a long reference generated as two oracle sets side by side).
     samples : str
         CG model trajectory file (``cgml simulate``'s output).
     training : str, optional
@@ -54,7 +68,7 @@ class EvaluateConfig(Settings):
 
     WHAT = "evaluate"
     RULES = {
-        "reference": text(), "samples": text(), "output": text(), "kind": one_of("auto", "alanine", "ca", "generic"),
+        "reference": _file_or_files(), "samples": text(), "output": text(), "kind": one_of("auto", "alanine", "ca", "generic"),
         "native": text(), "lagtime": integer(1), "discard": number(0, below=1), "reference_stride": integer(1),
         "stride": integer(1), "temperature": number(above=0, optional=True), "bins": integer(2),
         "n_tics": integer(1), "bounds": one_of("reference", "union"), "max_kde_samples": integer(1, optional=True),
@@ -62,7 +76,7 @@ class EvaluateConfig(Settings):
         "training": text(), "basin_blocks": integer(1, optional=True),
     }
 
-    reference: Optional[str] = None
+    reference: Optional[Union[str, list]] = None
     samples: Optional[str] = None
     output: Optional[str] = "evaluation"
     kind: str = "auto"
@@ -106,14 +120,15 @@ def run_config(config, *, quiet: bool = False, print_fn=print) -> dict:
 
     config = EvaluateConfig.from_dict(config)
     for key in ("reference", "samples", "training"):
-        path = getattr(config, key)
-        if not path:
+        paths = getattr(config, key)
+        if not paths:
             if key == "training":  # optional
                 continue
             raise ValueError(f"the config needs '{key}'")
-        with TrajectoryFile(path) as handle:
-            if handle.n_frames == 0:
-                raise ValueError(f"{key} {path} holds no frames")
+        for path in [paths] if isinstance(paths, str) else paths:
+            with TrajectoryFile(path) as handle:
+                if handle.n_frames == 0:
+                    raise ValueError(f"{key} {path} holds no frames")
     metrics = report(config.reference, config.samples, config.output,
                      **{name: getattr(config, name) for name in _REPORT_OPTIONS})
     if not quiet:
