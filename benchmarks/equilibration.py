@@ -4,10 +4,11 @@ frames and only from alpha-R frames, compared over growing windows of simulated 
 Both sets run with ``cgml simulate``'s settings (``initial.basin: beta`` and ``alpha_R``, frames of
 the training set) and are compared with :func:`openmmcgml.analysis.equilibration.compare_starts`:
 for each window ``(burn-in, T]`` the 2-D phi/psi JS distance between the sets, the basin
-populations of each, and the first ``T`` from which they agree within the tolerance (by default
-the demo's all-atom noise floor, read from its ``summary.json``, with each JS distance taken on as
-many frames as that floor's samples hold).  The runs keep checkpoints: running the script again
-with a larger ``--ns`` continues them.
+populations of each with their standard errors, and the first ``T`` from which they agree: the JS
+distance within the tolerance (by default the demo's all-atom noise floor, read from its
+``summary.json``, each JS distance taken on as many frames as that floor's samples hold) and every
+population within 2 standard errors of the difference (``--population-sigmas``).  The runs keep
+checkpoints: running the script again with a larger ``--ns`` continues them.
 
 Usage::
 
@@ -46,6 +47,9 @@ def main(argv=None):
                         "strided, to match the size of the noise floor's samples (default: the demo's)")
     parser.add_argument("--population-tolerance", type=float, help="largest basin-population difference that "
                         "counts as agreement (default: not used)")
+    parser.add_argument("--population-sigmas", type=float, default=2.0, help="largest basin-population "
+                        "difference, in standard errors (from the independent replicas), that counts as agreement "
+                        "(default 2; 0: not used)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--platform", default="auto")
     parser.add_argument("--threads", type=int, help="CPU platform threads (default: OpenMM's choice)")
@@ -83,7 +87,7 @@ def main(argv=None):
 
     check = compare_starts(outputs["beta"], outputs["alpha_R"], burn_in=args.burn_in, windows=args.windows,
                            tolerance=tolerance, max_frames=max_frames, population_tolerance=args.population_tolerance,
-                           labels=("beta", "alpha_R"))
+                           population_sigmas=args.population_sigmas or None, labels=("beta", "alpha_R"))
     print(f"\nmodel {model}; starts from {starts}; {args.replicas} replicas x {args.ns:g} ns per start; "
           f"tolerance: 2-D JS <= {tolerance:.3f}; {host_platform.node()} ({os.cpu_count()} CPUs), "
           f"{time.strftime('%Y-%m-%d')}")

@@ -231,3 +231,24 @@ def test_replicas_from_each_basin_in_a_tiny_cg_run(tmp_path):
 def test_docstring_examples():
     failures, attempted = doctest.testmod(equilibration)
     assert attempted > 5 and failures == 0
+
+
+def test_population_errors_come_from_independent_replicas():
+    """From 8 replicas on, a population's error is the spread of the replicas' own fractions / sqrt(n)."""
+    switch = 0.05
+    alpha = two_state_chains(0, 12, 300, switch, switch, seed=20)
+    beta = two_state_chains(1, 12, 300, switch, switch, seed=21)
+    check = compare_starts(beta, alpha, frame_time=1.0, windows=[100, 300], population_sigmas=2.0)
+    for k, end in enumerate([100, 300]):
+        fractions = np.array([np.mean(run[:end, 1] > np.radians(50.0)) for run in beta])  # beta: psi >= 50 here
+        assert check.populations_first[k, 1] == pytest.approx(fractions.mean())
+        assert check.errors_first[k, 1] == pytest.approx(fractions.std(ddof=1) / math.sqrt(12))
+    assert "+- " in check.table() and "standard errors" in check.table()
+    # different equilibria (80 % and 50 % alpha-R): the gap is many standard errors
+    far = compare_starts(two_state_chains(1, 40, 300, 0.02, 0.08, seed=22),
+                         two_state_chains(0, 40, 300, switch, switch, seed=23), frame_time=1.0,
+                         burn_in=100.0, windows=2, population_sigmas=3.0)
+    assert far.agreement_time is None
+    # one set of 3 replicas: 4 blocks in time per replica; a single frame per replica gives no error
+    few = compare_starts(beta[:3], alpha[:3], frame_time=1.0, windows=[1, 300], population_sigmas=2.0)
+    assert np.isnan(few.errors_first[0]).all() and not few.agrees[0] and np.isfinite(few.errors_first[1]).all()

@@ -38,7 +38,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .basins import ALANINE_BASINS, assign_basins
+from .basins import ALANINE_BASINS, assign_basins, basin_populations
 from .distributions import histogram_js_2d
 from .geometry import alanine_phi_psi
 
@@ -174,6 +174,10 @@ class StartComparison:
         Whether each window agrees.
     max_frames : int or None
         Frames per set behind each JS distance, at most.
+    errors_first, errors_second : ndarray, shape (n_windows, 3)
+        Standard error of each population (NaN where it cannot be estimated).
+    population_sigmas : float or None
+        The agreement criterion in standard errors of the population difference.
     """
 
     window_ends: np.ndarray
@@ -190,18 +194,22 @@ class StartComparison:
     labels: tuple = ("first", "second")
     agrees: np.ndarray = field(default=None)
     max_frames: Optional[int] = None
+    errors_first: Optional[np.ndarray] = None
+    errors_second: Optional[np.ndarray] = None
+    population_sigmas: Optional[float] = None
 
     def table(self) -> str:
         """The windows as a text table: end, frames, JS, populations of both sets, agreement."""
         first, second = self.labels
         head = (["window (ps)", f"frames {first}/{second}", "JS 2-D"]
-                + [f"{b} {first}/{second}" for b in self.basins] + ["agree"])
+                + [f"{b} {first}/{second} +- gap error" for b in self.basins] + ["agree"])
         rows = []
         for k, end in enumerate(self.window_ends):
             rows.append([f"{self.burn_in:.4g}-{end:.4g}", f"{self.frames_first[k]}/{self.frames_second[k]}",
                          f"{self.js[k]:.3f}"]
-                        + [f"{self.populations_first[k, b]:.3f}/{self.populations_second[k, b]:.3f}"
-                           for b in range(len(self.basins))] + ["yes" if self.agrees[k] else "no"])
+                        + [f"{self.populations_first[k, b]:.3f}/{self.populations_second[k, b]:.3f} "
+                           f"+- {self._gap_error(k, b):.3f}" for b in range(len(self.basins))]
+                        + ["yes" if self.agrees[k] else "no"])
         widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
         lines = ["  ".join(h.rjust(w) for h, w in zip(head, widths))]
         lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows]
@@ -211,10 +219,17 @@ class StartComparison:
             criteria.append(f"JS <= {self.tolerance:.3g}{thinned}")
         if self.population_tolerance is not None:
             criteria.append(f"every basin population within {self.population_tolerance:g}")
+        if self.population_sigmas is not None:
+            criteria.append(f"every basin population within {self.population_sigmas:g} standard errors")
         verdict = (f"the two starts agree ({' and '.join(criteria)}) from the window ending at "
                    f"{self.agreement_time:g} ps on" if self.agreement_time is not None
                    else f"the two starts do not agree ({' and '.join(criteria)}) in the last window: run longer")
         return "\n".join(lines + [verdict])
+
+    def _gap_error(self, window: int, basin: int) -> float:
+        if self.errors_first is None or self.errors_second is None:
+            return float("nan")
+        return float(np.hypot(self.errors_first[window, basin], self.errors_second[window, basin]))
 
     def to_dict(self) -> dict:
         """Plain lists and numbers (for JSON)."""
@@ -224,6 +239,10 @@ class StartComparison:
                             for label, pops in zip(self.labels, (self.populations_first, self.populations_second))},
             "frames": {self.labels[0]: self.frames_first.tolist(), self.labels[1]: self.frames_second.tolist()},
             "tolerance": self.tolerance, "population_tolerance": self.population_tolerance,
+            "population_errors": {label: {b: errs[:, k].tolist() for k, b in enumerate(self.basins)}
+                                  for label, errs in zip(self.labels, (self.errors_first, self.errors_second))
+                                  if errs is not None},
+            "population_sigmas": self.population_sigmas,
             "agrees": self.agrees.tolist(), "agreement_time_ps": self.agreement_time, "max_frames": self.max_frames,
         }
 
@@ -250,16 +269,18 @@ def _angles_and_times(source, frame_time, what):
 
 
 def compare_starts(first, second, *, frame_time: Optional[float] = None, burn_in: float = 0.0, windows=10,
-                   tolerance: Optional[float] = None, population_tolerance: Optional[float] = None, bins: int = 50,
-                   max_frames: Optional[int] = None, labels: Sequence[str] = ("first", "second")) -> StartComparison:
+                   tolerance: Optional[float] = None, population_tolerance: Optional[float] = None,
+                   population_sigmas: Optional[float] = None, bins: int = 50, max_frames: Optional[int] = None,
+                   labels: Sequence[str] = ("first", "second")) -> StartComparison:
     """Compare two sets of alanine-dipeptide CG replicas started in different basins, over growing windows.
 
     For each window end ``T``, the frames of every replica with time in ``(burn_in, T]`` are pooled
     per set; the window reports the 2-D phi/psi JS distance (``bins`` x ``bins`` on the torus)
     between the two sets and the population of each basin
-    (:func:`~openmmcgml.analysis.basins.assign_basins`) in each set.  A window agrees when the JS
-    distance is at most ``tolerance`` and every basin population differs by at most
-    ``population_tolerance`` (each criterion where given).  Both sets sample one equilibrium once
+    (:func:`~openmmcgml.analysis.basins.assign_basins`) in each set, with its standard error.  A
+    window agrees when the JS distance is at most ``tolerance``, every basin population differs by
+    at most ``population_tolerance`` and by at most ``population_sigmas`` standard errors of the
+    difference (each criterion where given).  Both sets sample one equilibrium once
     they forget their starts, so the JS distance falls to the statistical noise of the window's
     sample size; give the all-atom noise floor at a comparable size as ``tolerance``.
 
@@ -280,6 +301,13 @@ def compare_starts(first, second, *, frame_time: Optional[float] = None, burn_in
         Largest 2-D JS distance that counts as agreement (the noise floor).
     population_tolerance : float, optional
         Largest difference of any basin population that counts as agreement.
+    population_sigmas : float, optional
+        Largest difference of any basin population, in standard errors of that difference, that
+        counts as agreement (e.g. 2).  The errors come from
+        :func:`~openmmcgml.analysis.basins.basin_populations` on each set's replicas in the window
+        (one block per replica from 8 replicas on, so independent replicas give the error; else 4
+        blocks in time per replica, which underestimates it when a block is shorter than the
+        slowest basin exchange).
     bins : int
         Histogram bins per angle for the JS distance.
     max_frames : int, optional
@@ -311,9 +339,11 @@ def compare_starts(first, second, *, frame_time: Optional[float] = None, burn_in
     ``tau d / e``; a burn-in of a few ``tau`` removes the start's trace, and the agreement time
     then measures only how long the statistics take.
     """
-    if tolerance is None and population_tolerance is None:
-        raise ValueError("give tolerance (largest JS distance, the noise floor) or population_tolerance")
-    for name, value in (("tolerance", tolerance), ("population_tolerance", population_tolerance)):
+    if tolerance is None and population_tolerance is None and population_sigmas is None:
+        raise ValueError("give tolerance (largest JS distance, the noise floor), population_tolerance or "
+                         "population_sigmas")
+    for name, value in (("tolerance", tolerance), ("population_tolerance", population_tolerance),
+                        ("population_sigmas", population_sigmas)):
         if value is not None and not (np.isfinite(value) and value >= 0):
             raise ValueError(f"{name} must be a number >= 0 (got {value!r})")
     if not (np.isfinite(burn_in) and burn_in >= 0):
@@ -343,12 +373,15 @@ def compare_starts(first, second, *, frame_time: Optional[float] = None, burn_in
 
     flat = []
     for angles, times in sets:
+        if any(len(a) != len(t) for a, t in zip(angles, times)):
+            raise ValueError("every run needs one time per frame")
         a = np.concatenate(angles)
         t = np.concatenate(times)
         flat.append((a, t, assign_basins(a[:, 0], a[:, 1], units="radians")))
     n_basins = len(ALANINE_BASINS)
     js = np.empty(len(ends))
     populations = np.empty((2, len(ends), n_basins))
+    errors = np.full((2, len(ends), n_basins), np.nan)
     counts = np.empty((2, len(ends)), dtype=int)
     for k, window_end in enumerate(ends):
         selected = []
@@ -358,6 +391,9 @@ def compare_starts(first, second, *, frame_time: Optional[float] = None, burn_in
             if counts[s, k] == 0:
                 raise ValueError(f"the window ({burn_in:g}, {window_end:g}] ps holds no frame of set {labels[s]}")
             populations[s, k] = np.bincount(labels_of[inside], minlength=n_basins) / counts[s, k]
+            angles, times = sets[s]
+            errors[s, k] = _population_errors([a[(t > burn_in) & (t <= window_end * (1 + 1e-12))]
+                                               for a, t in zip(angles, times)])
             chosen = a[inside]
             if max_frames is not None and len(chosen) > max_frames:
                 chosen = chosen[np.linspace(0, len(chosen) - 1, int(max_frames)).round().astype(int)]
@@ -369,10 +405,27 @@ def compare_starts(first, second, *, frame_time: Optional[float] = None, burn_in
         agrees &= js <= tolerance
     if population_tolerance is not None:
         agrees &= np.abs(populations[0] - populations[1]).max(axis=1) <= population_tolerance
+    gap_errors = np.sqrt(errors[0] ** 2 + errors[1] ** 2)
+    if population_sigmas is not None:
+        # a window without an error estimate cannot show agreement
+        agrees &= np.all(np.abs(populations[0] - populations[1]) <= population_sigmas * gap_errors, axis=1)
     agreement_time = None
     if agrees[-1]:
         failing = np.flatnonzero(~agrees)
         agreement_time = float(ends[failing[-1] + 1] if len(failing) else ends[0])
     return StartComparison(ends, js, populations[0], populations[1], counts[0], counts[1], float(burn_in), tolerance,
                            population_tolerance, agreement_time, ALANINE_BASINS, tuple(labels), agrees,
-                           None if max_frames is None else int(max_frames))
+                           None if max_frames is None else int(max_frames), errors[0], errors[1], population_sigmas)
+
+
+def _population_errors(runs) -> np.ndarray:
+    """Standard errors of the basin populations of runs of (phi, psi) (radians), from
+    :func:`~openmmcgml.analysis.basins.basin_populations` with its default blocks (one per run
+    from 8 runs on, else 4 in time per run); NaN where fewer than two blocks result."""
+    n_blocks = 1 if sum(len(r) > 0 for r in runs) >= 8 else 4
+    runs = [r for r in runs if len(r) >= n_blocks]
+    if len(runs) * n_blocks < 2:
+        return np.full(len(ALANINE_BASINS), np.nan)
+    result = basin_populations([r[:, 0] for r in runs], [r[:, 1] for r in runs], units="radians",
+                               n_blocks_per_run=n_blocks)
+    return result.errors
