@@ -138,7 +138,7 @@ _OWNED = {
     "fit_priors": ("data", "output", "plot"),
     "train": ("data", "priors", "output", "checkpoint_dir", "init_model", "resume", "progress"),
     "simulate": ("model", "initial", "output", "checkpoint", "resume", "overwrite", "progress"),
-    "evaluate": ("reference", "samples", "output"),
+    "evaluate": ("reference", "samples", "output", "training"),
 }
 
 #: Rows of the summary table: (metric key, label).
@@ -482,7 +482,8 @@ def _stage_evaluate(config, files, progress, say):
             ("trained", files["trained_run"], files["evaluation_trained"], None),
             ("priors_only", files["priors_only_run"], files["evaluation_priors_only"], None),
             ("noise_floor", files["training_cg"], files["evaluation_noise_floor"], 0.0)):
-        settings = {**config["evaluate"], "reference": files["reference_cg"], "samples": samples, "output": output}
+        settings = {**config["evaluate"], "reference": files["reference_cg"], "samples": samples, "output": output,
+                    "training": files["training_cg"]}
         if discard is not None:
             settings["discard"] = discard  # all-atom runs are equilibrated: keep every frame
         # quiet: the stage prints its own one-line summary of each evaluation
