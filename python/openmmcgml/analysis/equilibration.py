@@ -63,9 +63,8 @@ def _read(source):
     if isinstance(source, (str, bytes)) or hasattr(source, "__fspath__"):
         source = read_trajectories(source)
     if isinstance(source, TrajectorySet):
-        names = source._meta("bead_names")
         times = [np.asarray(s, dtype=float) * source.timestep for s in source.steps] if source.timestep else None
-        return [np.asarray(x, dtype=float) for x in source.coordinates], (list(names) if names else None), times
+        return [np.asarray(x, dtype=float) for x in source.coordinates], list(source.bead_names), times
     array = np.asarray(source, dtype=float) if isinstance(source, np.ndarray) else None
     runs = [array] if array is not None and array.ndim == 3 else [np.asarray(r, dtype=float) for r in source]
     return runs, None, None
