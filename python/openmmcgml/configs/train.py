@@ -256,7 +256,7 @@ def _force_noise_summary(data, validation_mse: float) -> dict:
 
     try:
         ids = data.trajectory if getattr(data.trajectory, "ndim", 0) == 1 else None
-        estimate = estimate_force_noise(data.coordinates, data.forces, ids)
+        estimate = estimate_force_noise(data.coordinates, data.forces, ids, n_bootstrap=100)
     except ValueError as error:
         return {"summary": f"force noise not estimated: {error}"}
     split = estimate.split(validation_mse)
