@@ -164,3 +164,22 @@ def test_docstring_example():
 
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0 and result.attempted > 0
+
+
+def test_loss_plot_draws_the_noise_level(tmp_path, monkeypatch):
+    # `cgml train` redraws loss.png with the estimated noise as a horizontal line.
+    import openmmcgml.estimator as estimator
+
+    drawn = []
+    original = estimator.plot_loss_curve
+
+    def spy(history, ax=None, noise_level=None):
+        result = original(history, ax=ax, noise_level=noise_level)
+        drawn.append([line.get_ydata() for line in result.get_lines()])
+        return result
+
+    monkeypatch.setattr(estimator, "plot_loss_curve", spy)
+    history = [{"epoch": 1, "train_loss": 5.0, "val_loss": 4.0}, {"epoch": 2, "train_loss": 3.0, "val_loss": 2.5}]
+    estimator.write_loss_plot(history, tmp_path / "loss.png", noise_level=1.75)
+    assert (tmp_path / "loss.png").stat().st_size > 0
+    assert any(len(y) == 2 and np.allclose(y, 1.75) for y in drawn[0])

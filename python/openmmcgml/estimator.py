@@ -334,8 +334,9 @@ def plot_loss_curve(history, ax=None, noise_level: Optional[float] = None):
     return ax
 
 
-def write_loss_plot(history: Sequence[dict], path) -> None:
-    """Draw :func:`plot_loss_curve` into a PNG file (nothing, with a warning, without matplotlib)."""
+def write_loss_plot(history: Sequence[dict], path, noise_level: Optional[float] = None) -> None:
+    """Draw :func:`plot_loss_curve` (with ``noise_level``) into a PNG file (nothing, with a
+    warning, without matplotlib)."""
     try:
         import matplotlib
 
@@ -345,7 +346,7 @@ def write_loss_plot(history: Sequence[dict], path) -> None:
         warnings.warn("matplotlib is not installed: no loss plot written")
         return
     figure, ax = plt.subplots(figsize=(5, 3.5))
-    plot_loss_curve(history, ax=ax)
+    plot_loss_curve(history, ax=ax, noise_level=noise_level)
     figure.tight_layout()
     with atomic_write(path) as handle:
         figure.savefig(handle, dpi=120, format="png")

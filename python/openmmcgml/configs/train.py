@@ -171,7 +171,7 @@ def run_config(config, *, quiet: bool = False, print_fn=print):
 
     from ..cgmodel import CGModel
     from ..data.trajectory import read_trajectory
-    from ..estimator import ProgressBar, TrainingCheckpoint
+    from ..estimator import LOSS_PNG_NAME, ProgressBar, TrainingCheckpoint, write_loss_plot
     from ..models import CGSchNet
     from ..priors import PriorSet
     from ..training import ForceMatching
@@ -245,6 +245,9 @@ def run_config(config, *, quiet: bool = False, print_fn=print):
              f"{os.path.join(checkpoint_dir, 'loss.png')}")
     if noise is not None:
         print_fn(noise["summary"])
+        if "noise" in noise:
+            # The loss curve again, with the noise floor that the validation loss cannot go below.
+            write_loss_plot(trainer.history_, os.path.join(checkpoint_dir, LOSS_PNG_NAME), noise_level=noise["noise"])
     return cg
 
 
