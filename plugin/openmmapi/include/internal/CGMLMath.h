@@ -27,6 +27,15 @@ const double LN2 = 0.69314718055994530942;
 const double PI = 3.14159265358979323846;
 
 /** The logistic function 1/(1+e^-x), without overflow for large |x|. */
+/**
+ * Whether every coordinate of a position is finite.  A bead at a NaN or infinite position has no
+ * finite distance to any other, so it would silently fall outside every cutoff: kernels check
+ * positions with this and report a NaN energy instead.
+ */
+inline bool isFinite(const OpenMM::Vec3& position) {
+    return std::isfinite(position[0]) && std::isfinite(position[1]) && std::isfinite(position[2]);
+}
+
 inline double sigmoid(double x) {
     if (x >= 0.0)
         return 1.0/(1.0+std::exp(-x));

@@ -512,7 +512,7 @@ double CpuCalcCGSchNetForceKernel::execute(ContextImpl& context, bool includeFor
     for (int i = 0; i < numBeads; i++) {
         const Vec3& position = positions[topology.particles[i]];
         b.positions[i] = position;
-        finite &= (isfinite(position[0]) && isfinite(position[1]) && isfinite(position[2]));
+        finite &= CGMLMath::isFinite(position);
     }
     if (!finite) {
         // A non-finite distance is never inside the cutoff, so the bead would silently drop out

@@ -88,7 +88,7 @@ double CGSchNetReferenceModel::compute(const vector<Vec3>& positions, const Vec3
     // distance is never inside the cutoff) and leave a finite energy.  The function is undefined
     // there: report NaN, as OpenMM's own forces do, so that integrators and reporters see it.
     for (const Vec3& position : positions)
-        if (!(isfinite(position[0]) && isfinite(position[1]) && isfinite(position[2]))) {
+        if (!CGMLMath::isFinite(position)) {
             const double nan = numeric_limits<double>::quiet_NaN();
             outputSum = nan;
             if (includeGradient)
