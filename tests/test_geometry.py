@@ -151,3 +151,32 @@ def test_numpy_face_does_not_import_torch():
     code = ("import sys, numpy as np; from openmmcgml.geometry import compute_dihedrals; "
             "compute_dihedrals(np.random.rand(2, 4, 3), [[0, 1, 2, 3]]); assert 'torch' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_generalized_force_operator_inverts_forces_of_internal_coordinates():
+    """G F = -dU/dq for a force F = -grad U of a function of the internal coordinates (here linear
+    in them, so dU/dq is known), and rigid-body forces give zero."""
+    import torch
+
+    from openmmcgml.geometry import generalized_force_operator
+    from openmmcgml.priors import chain_internal_coordinates
+
+    rng = np.random.default_rng(4)
+    n = 6
+    bonds, angles, dihedrals = chain_internal_coordinates(n, [[i, i + 1] for i in range(n - 1)])
+    x = torch.tensor(np.cumsum(rng.normal(0.0, 0.15, size=(7, n, 3)), axis=1), requires_grad=True)
+    slopes = torch.tensor(rng.normal(size=3 * n - 6))
+    q = torch.cat([compute_distances(x, bonds), compute_angles(x, angles), compute_dihedrals(x, dihedrals)], dim=-1)
+    (gradient,) = torch.autograd.grad((q * slopes).sum(), x)
+    operator = generalized_force_operator(x.detach(), bonds, angles, dihedrals, batch_size=3)
+    generalized = torch.einsum("fij,fj->fi", operator, (-gradient).reshape(7, -1))
+    np.testing.assert_allclose(generalized.numpy(), -slopes.expand(7, -1).numpy(), rtol=0, atol=1e-9)
+    centre = x.detach().mean(1, keepdim=True)
+    torque = torch.cross(torch.tensor([0.3, -1.0, 0.5], dtype=torch.float64).expand_as(x), x.detach() - centre, dim=-1)
+    for rigid in (torch.ones_like(x) * torch.tensor([1.0, 2.0, -3.0], dtype=torch.float64), torque):
+        assert torch.einsum("fij,fj->fi", operator, rigid.reshape(7, -1)).abs().max() < 1e-9
+    with pytest.raises(ValueError, match="3 n - 6"):
+        generalized_force_operator(x.detach(), bonds, angles, dihedrals[:1])
+    straight = torch.tensor([[[0.0, 0, 0], [0.1, 0, 0], [0.2, 0, 0], [0.3, 0.1, 0]]], dtype=torch.float64)
+    with pytest.raises(ValueError, match="singular"):
+        generalized_force_operator(straight, [[0, 1], [1, 2], [2, 3]], [[0, 1, 2], [1, 2, 3]], [[0, 1, 2, 3]])

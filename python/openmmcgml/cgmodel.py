@@ -296,6 +296,31 @@ class CGModel:
             system.addForce(learned)
         return system
 
+    def energy(self, positions):
+        """Total energy (priors + network) of frames of one molecule, float64 torch, differentiable.
+
+        Parameters
+        ----------
+        positions : Tensor or array_like, shape (n_frames, n_beads, 3) or (n_beads, 3)
+
+        Returns
+        -------
+        Tensor, shape (n_frames,)
+        """
+        import torch
+
+        from .models import CGTopology
+
+        x = torch.as_tensor(positions).to(torch.float64)
+        if x.dim() == 2:
+            x = x.unsqueeze(0)
+        self.check_beads(n_beads=x.shape[1], source="the positions")
+        energy = self.priors.energy(x)
+        if self.model is None:
+            return energy
+        topology = CGTopology(self.bead_types, exclusions=self.exclusions or None)
+        return energy + self.model(x, topology).to(torch.float64)
+
     def energy_and_forces(self, positions):
         """Total energy and forces (priors + network) of frames of one molecule, in float64 torch.
 

@@ -287,8 +287,11 @@ class TrainingCheckpoint(Callback):
 # --------------------------------------------------------------------------------------
 
 def write_loss_csv(history: Sequence[dict], path) -> None:
-    """Write the per-epoch records (epoch, train_loss, val_loss, lr, time) as CSV."""
+    """Write the per-epoch records (epoch, train_loss, val_loss, lr, time, and val_force_mse where
+    the records have it) as CSV."""
     columns = ["epoch", "train_loss", "val_loss", "lr", "time"]
+    if history and all("val_force_mse" in record for record in history):
+        columns.append("val_force_mse")
     with atomic_write(path, "w", newline="") as handle:
         writer = csv.DictWriter(handle, columns, extrasaction="ignore")
         writer.writeheader()

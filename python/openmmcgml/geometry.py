@@ -53,7 +53,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["compute_angles", "compute_dihedrals", "compute_distances", "compute_squared_distances"]
+__all__ = ["compute_angles", "compute_dihedrals", "compute_distances", "compute_squared_distances",
+           "generalized_force_operator"]
 
 
 def _is_tensor(value) -> bool:
@@ -172,3 +173,77 @@ def compute_dihedrals(coordinates, dihedrals):
     c23 = ops.cross(b2, b3)
     c12 = ops.cross(b1, b2)
     return ops.atan2(ops.norm(b2) * (b1 * c23).sum(-1), (c12 * c23).sum(-1))
+
+
+def generalized_force_operator(coordinates, bonds, angles, dihedrals, batch_size: int = 8192):
+    """The matrices ``G = (B B^T)^-1 B`` that turn Cartesian forces into generalized forces along
+    a set of ``3 n - 6`` internal coordinates (torch, float64).
+
+    ``B`` is Wilson's matrix of the derivatives of the internal coordinates ``q`` (bond lengths in
+    nm, angles and dihedrals in radians, in that order) with respect to the ``3 n`` Cartesian
+    coordinates.  A force that is the gradient of a function of ``q``, ``F = -B^T dU/dq``, gives
+    ``G F = -dU/dq`` exactly; the parts of a force that move the molecule as a rigid body (net force
+    and torque) give zero.
+
+    Parameters
+    ----------
+    coordinates : array_like or Tensor, shape (n_frames, n_beads, 3)
+    bonds, angles, dihedrals : array_like of int
+        Bead tuples of ``3 n - 6`` independent internal coordinates, e.g. the chain's of
+        :func:`openmmcgml.priors.topology.chain_internal_coordinates`.
+    batch_size : int
+        Frames at a time.
+
+    Returns
+    -------
+    Tensor, shape (n_frames, n_q, 3 n_beads)
+        Rows in the order bonds, angles, dihedrals; columns ``x_0, y_0, z_0, x_1, ...``.
+
+    Raises
+    ------
+    ValueError
+        If the number of internal coordinates is not ``3 n - 6``, or a frame has no unique
+        generalized forces (a straight angle makes a dihedral undefined).
+
+    Examples
+    --------
+    >>> import torch
+    >>> x = torch.tensor([[[0.0, 0, 0], [0.15, 0, 0], [0.2, 0.14, 0], [0.35, 0.15, 0.05]]], dtype=torch.float64)
+    >>> G = generalized_force_operator(x, [[0, 1], [1, 2], [2, 3]], [[0, 1, 2], [1, 2, 3]], [[0, 1, 2, 3]])
+    >>> G.shape
+    torch.Size([1, 6, 12])
+    >>> translation = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64).repeat(4)
+    >>> bool((G[0] @ translation).abs().max() < 1e-9)
+    True
+    """
+    import torch
+
+    x = torch.as_tensor(coordinates).to(torch.float64)
+    if x.dim() != 3 or x.shape[-1] != 3:
+        raise ValueError(f"coordinates must have shape (n_frames, n_beads, 3) (got {tuple(x.shape)})")
+    n_beads = x.shape[1]
+    tuples = [torch.as_tensor(np.asarray(t, dtype=np.int64).reshape(-1, k)) for t, k in
+              ((bonds, 2), (angles, 3), (dihedrals, 4))]
+    n_q = sum(len(t) for t in tuples)
+    if n_q != 3 * n_beads - 6:
+        raise ValueError(f"{n_q} internal coordinates for {n_beads} beads; generalized forces need 3 n - 6 = "
+                         f"{3 * n_beads - 6}")
+    blocks = []
+    for start in range(0, x.shape[0], batch_size):
+        chunk = x[start:start + batch_size].detach().clone().requires_grad_(True)
+        with torch.enable_grad():
+            q = torch.cat([compute_distances(chunk, tuples[0]), compute_angles(chunk, tuples[1]),
+                           compute_dihedrals(chunk, tuples[2])], dim=-1)
+            rows = [torch.autograd.grad(q[:, i].sum(), chunk, retain_graph=i + 1 < n_q)[0].reshape(len(chunk), -1)
+                    for i in range(n_q)]
+        b = torch.stack(rows, dim=1)
+        gram = b @ b.transpose(1, 2)
+        try:
+            blocks.append(torch.linalg.solve(gram, b))
+        except RuntimeError as error:  # torch raises for an exactly singular matrix
+            raise ValueError("a frame has no unique generalized forces (its Wilson matrix is singular: a straight "
+                             "angle?)") from error
+    operator = torch.cat(blocks) if blocks else torch.zeros((0, n_q, 3 * n_beads), dtype=torch.float64)
+    if not bool(torch.isfinite(operator).all()):
+        raise ValueError("a frame has no unique generalized forces (its Wilson matrix is singular: a straight angle?)")
+    return operator

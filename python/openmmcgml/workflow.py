@@ -430,8 +430,9 @@ def _stage_train(config, files, progress, say):
     validation = ranges_to_indices(history["validation_frames"])  # the frames the trainer held out
     _, prior_forces = fitted.energy_and_forces(data.coordinates[validation])
     priors_only_val = float(np.mean((data.forces[validation] - prior_forces.numpy()) ** 2))
-    say(f"  validation force MSE: trained {history['best_val_loss']:.5g}, priors only {priors_only_val:.5g} (kJ/mol/nm)^2")
-    return {"best_val_loss": history["best_val_loss"], "priors_only_val_loss": priors_only_val,
+    trained_val = history.get("best_val_force_mse", history["best_val_loss"])
+    say(f"  validation force MSE: trained {trained_val:.5g}, priors only {priors_only_val:.5g} (kJ/mol/nm)^2")
+    return {"best_val_loss": trained_val, "priors_only_val_loss": priors_only_val,
             "best_epoch": history["best_epoch"], "epochs": history["epochs"]}
 
 

@@ -43,7 +43,8 @@ class ModelSettings(Settings):
 class TrainingSettings(Settings):
     """The ``training`` section: settings of :class:`~openmmcgml.training.ForceMatching`
     (``dihedral_map`` N > 0: a 2-D Fourier map of order N over dihedral pairs, learned with the
-    network)."""
+    network; ``loss`` "internal": the squared errors of generalized forces along the chain's
+    internal coordinates, each in units of its spread, instead of the Cartesian force MSE)."""
 
     WHAT = "training"
     RULES = {
@@ -56,6 +57,7 @@ class TrainingSettings(Settings):
         "validation_trajectories": number_list(0, integers=True, optional=True),
         "dtype": one_of("float32", "float64"), "device": torch_device(), "seed": integer(),
         "num_threads": integer(1, optional=True), "eval_batch_size": integer(1), "dihedral_map": integer(0),
+        "loss": one_of("cartesian", "internal"),
     }
 
     lr: float = 1e-3
@@ -77,6 +79,7 @@ class TrainingSettings(Settings):
     num_threads: Optional[int] = None
     eval_batch_size: int = 256
     dihedral_map: int = 0
+    loss: str = "cartesian"
 
 
 def _exclusions(value):
@@ -236,16 +239,18 @@ def run_config(config, *, quiet: bool = False, print_fn=print):
 
     if config.masses is None and data.masses is None:
         warnings.warn("neither the config nor the dataset gives bead masses: 100 amu each")
-    noise = _force_noise_summary(data, trainer.best_val_loss_) if config.force_noise else None
+    noise = _force_noise_summary(data, trainer.best_val_force_mse_) if config.force_noise else None
     cg = trainer.fetch_model(masses=config.masses, metadata=None if noise is None else {"force_noise": noise})
     cg.save(output)
     save_config(config, config_path(output), "train")
-    print_fn(f"best validation force MSE {trainer.best_val_loss_:.4g} (kJ/mol/nm)^2 at epoch {trainer.best_epoch_} "
+    objective = ("" if trainer.loss == "cartesian" else
+                 f" (weighted generalized-force loss {trainer.best_val_loss_:.4g})")
+    print_fn(f"best validation force MSE {trainer.best_val_force_mse_:.4g} (kJ/mol/nm)^2{objective} at epoch {trainer.best_epoch_} "
              f"of {len(trainer.history_)}; model -> {output}; loss curve -> "
              f"{os.path.join(checkpoint_dir, 'loss.png')}")
     if noise is not None:
         print_fn(noise["summary"])
-        if "noise" in noise:
+        if "noise" in noise and trainer.loss == "cartesian":
             # The loss curve again, with the noise floor that the validation loss cannot go below.
             write_loss_plot(trainer.history_, os.path.join(checkpoint_dir, LOSS_PNG_NAME), noise_level=noise["noise"])
     return cg

@@ -63,7 +63,8 @@ from .fitting import BOLTZMANN, fit_priors
 from .plots import plot_prior_fit
 from .priorset import PriorSet
 from .terms import TERM_NAMES, DihedralMap, FourierDihedrals, HarmonicAngles, HarmonicBonds, PriorTerm, Repulsion
-from .topology import angle_list, chain_bonds, dihedral_list, dihedral_map_modes, dihedral_pairs, repulsion_pairs
+from .topology import (angle_list, chain_bonds, chain_internal_coordinates, dihedral_list, dihedral_map_modes,
+                       dihedral_pairs, repulsion_pairs)
 
 __all__ = [
     "BOLTZMANN",
@@ -77,6 +78,7 @@ __all__ = [
     "TERM_NAMES",
     "angle_list",
     "chain_bonds",
+    "chain_internal_coordinates",
     "compute_angles",
     "compute_dihedrals",
     "compute_distances",

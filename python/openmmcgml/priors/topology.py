@@ -10,7 +10,8 @@ from collections import deque
 
 import numpy as np
 
-__all__ = ["angle_list", "chain_bonds", "dihedral_list", "dihedral_map_modes", "dihedral_pairs", "repulsion_pairs"]
+__all__ = ["angle_list", "chain_bonds", "chain_internal_coordinates", "dihedral_list", "dihedral_map_modes",
+           "dihedral_pairs", "repulsion_pairs"]
 
 
 def chain_bonds(n_beads: int) -> np.ndarray:
@@ -43,6 +44,53 @@ def _check_indices(indices, arity: int, n_beads: int, name: str) -> np.ndarray:
         if len(set(item)) != arity:
             raise ValueError(f"{name} entry {row} {item} uses a bead more than once")
     return array
+
+
+def chain_internal_coordinates(n_beads: int, bonds) -> tuple:
+    """The internal coordinates of an unbranched chain: its ``n - 1`` bonds, ``n - 2`` angles and
+    ``n - 3`` dihedrals along the chain, ``3 n - 6`` in all (a Z-matrix).
+
+    Parameters
+    ----------
+    n_beads : int
+        At least 4.
+    bonds : array_like of int, shape (n_beads - 1, 2)
+        Bonds that join the beads into one chain, in any order and direction.
+
+    Returns
+    -------
+    bonds, angles, dihedrals : ndarray of int64, shapes (n - 1, 2), (n - 2, 3), (n - 3, 4)
+        Tuples of consecutive beads along the chain, from the end with the lower index.
+
+    Raises
+    ------
+    ValueError
+        If the bonds do not form one unbranched chain through every bead.
+
+    Examples
+    --------
+    >>> b, a, d = chain_internal_coordinates(5, [[3, 4], [1, 2], [0, 1], [2, 3]])
+    >>> a.tolist(), d.tolist()
+    ([[0, 1, 2], [1, 2, 3], [2, 3, 4]], [[0, 1, 2, 3], [1, 2, 3, 4]])
+    """
+    n_beads = int(n_beads)
+    bonds = _check_indices(bonds, 2, n_beads, "bonds")
+    if n_beads < 4:
+        raise ValueError(f"a chain needs at least 4 beads to have a dihedral (got {n_beads})")
+    neighbours = _neighbours(n_beads, bonds)
+    ends = [i for i, n in enumerate(neighbours) if len(n) == 1]
+    if len(bonds) != n_beads - 1 or len(ends) != 2 or any(len(n) > 2 for n in neighbours):
+        raise ValueError(f"the {len(bonds)} bonds do not join the {n_beads} beads into one unbranched chain")
+    order, previous = [ends[0]], -1
+    while len(order) < n_beads:
+        following = [j for j in neighbours[order[-1]] if j != previous]
+        if not following:
+            raise ValueError(f"the {len(bonds)} bonds do not join the {n_beads} beads into one unbranched chain")
+        previous = order[-1]
+        order.append(following[0])
+    path = np.asarray(order, dtype=np.int64)
+    return tuple(np.stack([path[k:n_beads - arity + 1 + k] for k in range(arity)], axis=1)
+                 for arity in (2, 3, 4))
 
 
 def _neighbours(n_beads: int, bonds: np.ndarray) -> list[list[int]]:
