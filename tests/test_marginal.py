@@ -119,3 +119,18 @@ def test_refuses_models_it_cannot_integrate():
     six = PriorSet(6, None, [HarmonicBonds([[0, 1], [1, 2], [2, 3], [3, 4], [4, 5]], k=[4e5] * 5, r0=[0.14] * 5)])
     with pytest.raises(ValueError, match="five-bead"):
         phi_psi_density(CGModel(None, six, [0] * 6, temperature=300.0))
+
+
+def test_resampled_configurations_follow_the_density():
+    cos, sin = _random_map(2, 1.5, seed=8)
+    model = _model(_priors(cos, sin, repulsion=True))
+    density = phi_psi_density(model, bins=24, n_side=6, keep_positions=True)
+    frames = density.sample(40000, seed=1)
+    assert frames.shape == (40000, 5, 3)
+    phi, psi = alanine_phi_psi(frames)
+    rng = np.random.default_rng(0)
+    draws = [js_distance(rng.multinomial(len(phi), density.probability.ravel()), density.probability.ravel())
+             for _ in range(10)]
+    assert density.js_distance(phi, psi) < 1.5 * np.mean(draws)
+    with pytest.raises(ValueError, match="keep_positions"):
+        phi_psi_density(model, bins=8, n_side=2).sample(10)

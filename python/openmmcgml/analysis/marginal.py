@@ -64,6 +64,18 @@ class PhiPsiDensity:
     edges: np.ndarray
     effective_samples: np.ndarray
     temperature: float
+    positions: Optional[np.ndarray] = None
+    weights: Optional[np.ndarray] = None
+
+    def sample(self, n: int, seed: int = 0) -> np.ndarray:
+        """``n`` configurations (n, 5, 3) in nm drawn from the model's equilibrium distribution
+        (importance resampling of the integration's draws, with replacement), for analyses that
+        need coordinates rather than (phi, psi), such as TICA.  Needs ``keep_positions=True``."""
+        if self.positions is None or self.weights is None:
+            raise ValueError("this density kept no configurations; compute it with keep_positions=True")
+        rng = np.random.default_rng(seed)
+        chosen = rng.choice(len(self.weights), size=int(n), replace=True, p=self.weights / self.weights.sum())
+        return self.positions[np.sort(chosen)]
 
     @property
     def centres(self) -> np.ndarray:
@@ -154,7 +166,7 @@ def _chain_priors(model, kT: float):
 
 def phi_psi_density(model, *, temperature: Optional[float] = None, bins: int = 50, n_side: int = 8,
                     width: float = 1.0, seed: int = 0, batch_size: int = 20000,
-                    beads: Sequence[int] = (0, 1, 2, 3, 4)) -> PhiPsiDensity:
+                    beads: Sequence[int] = (0, 1, 2, 3, 4), keep_positions: bool = False) -> PhiPsiDensity:
     """The equilibrium (phi, psi) distribution of a 5-bead alanine CG model, by integration.
 
     Parameters
@@ -181,6 +193,9 @@ def phi_psi_density(model, *, temperature: Optional[float] = None, bins: int = 5
         Configurations per energy evaluation.
     beads : five ints
         The beads C(ACE), N, CA, C, N(NME) among the model's beads (only five-bead models).
+    keep_positions : bool
+        Keep every draw's configuration and weight, for :meth:`PhiPsiDensity.sample`
+        (``bins**2 * n_side**2`` configurations: 19 MB at the defaults).
 
     Returns
     -------
@@ -223,6 +238,7 @@ def phi_psi_density(model, *, temperature: Optional[float] = None, bins: int = 5
     step = edges[1] - edges[0]
     grid_phi, grid_psi = np.meshgrid(edges[:-1], edges[:-1], indexing="ij")
     log_weights = np.empty((bins * bins, n_samples))
+    kept = np.empty((bins * bins * n_samples, 5, 3)) if keep_positions else None
     flat_phi, flat_psi = grid_phi.ravel(), grid_psi.ravel()
     per_batch = max(1, batch_size // n_samples)
     with torch.no_grad():
@@ -233,6 +249,8 @@ def phi_psi_density(model, *, temperature: Optional[float] = None, bins: int = 5
                 (flat_phi[start:stop, None] + step * offsets[None, :, 0]).ravel(),
                 (flat_psi[start:stop, None] + step * offsets[None, :, 1]).ravel()], axis=1)
             positions = _chain_positions(np.tile(bonds, (count, 1)), np.tile(angles, (count, 1)), dihedrals)
+            if kept is not None:
+                kept[start * n_samples:stop * n_samples] = positions
             energy = model.energy(positions).detach().cpu().numpy().reshape(count, n_samples)
             log_weights[start:stop] = -energy / kT + log_factor[None, :]
     if not np.isfinite(log_weights).any():
@@ -243,4 +261,5 @@ def phi_psi_density(model, *, temperature: Optional[float] = None, bins: int = 5
     with np.errstate(invalid="ignore", divide="ignore"):
         effective = np.where(totals > 0, totals ** 2 / (weights ** 2).sum(1), 0.0)
     probability = (totals / totals.sum()).reshape(bins, bins)
-    return PhiPsiDensity(probability, edges, effective.reshape(bins, bins), float(temperature))
+    return PhiPsiDensity(probability, edges, effective.reshape(bins, bins), float(temperature),
+                         kept, weights.ravel() if keep_positions else None)
