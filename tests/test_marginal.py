@@ -134,3 +134,20 @@ def test_resampled_configurations_follow_the_density():
     assert density.js_distance(phi, psi) < 1.5 * np.mean(draws)
     with pytest.raises(ValueError, match="keep_positions"):
         phi_psi_density(model, bins=8, n_side=2).sample(10)
+
+
+def test_exact_scores_of_reference_and_samples():
+    from openmmcgml.analysis.marginal import exact_scores
+
+    cos, sin = _random_map(2, 1.5, seed=9)
+    model = _model(_priors(cos, sin, repulsion=True))
+    density = phi_psi_density(model, keep_positions=True)
+    reference = density.sample(30000, seed=2)
+    other = _model(_priors(cos, -sin, repulsion=True))
+    same = exact_scores(model, reference, [density.sample(20000, seed=3)], discard=0.0, density=density)
+    assert same["samples_vs_exact_js"] < 1.3 * same["samples_vs_exact_expected_js"]
+    mirrored = exact_scores(other, reference)
+    assert mirrored["exact_phi_psi_js"] > 2 * same["exact_phi_psi_js"]
+    assert "samples_vs_exact_js" not in mirrored
+    total = sum(same[f"exact_population_{name}"] for name in ALANINE_BASINS)
+    assert total == pytest.approx(1.0)

@@ -76,7 +76,7 @@ DEFAULTS = {
                   "output_hidden": [32], "activation": "silu"},
         "training": {"lr": 2e-3, "batch_size": 256, "max_epochs": 40, "patience": 8, "lr_schedule": "plateau",
                      "lr_patience": 3, "validation_fraction": 0.25, "num_threads": 1, "seed": 0,
-                     "dihedral_map": 2},
+                     "dihedral_map": 4, "loss": "internal"},
     },
     "simulate": {
         "replicas": 40,
@@ -138,12 +138,14 @@ _OWNED = {
     "fit_priors": ("data", "output", "plot"),
     "train": ("data", "priors", "output", "checkpoint_dir", "init_model", "resume", "progress"),
     "simulate": ("model", "initial", "output", "checkpoint", "resume", "overwrite", "progress"),
-    "evaluate": ("reference", "samples", "output", "training"),
+    "evaluate": ("reference", "samples", "output", "training", "model"),
 }
 
 #: Rows of the summary table: (metric key, label).
 SUMMARY_ROWS = (
     ("phi_psi_js", "phi/psi JS distance (2-D, 50x50)"),
+    ("exact_phi_psi_js", "phi/psi JS, the model's exact equilibrium (no sampling)"),
+    ("samples_vs_exact_js", "phi/psi JS, CG run against the exact equilibrium"),
     ("phi_js", "phi JS distance (1-D, 100 bins)"),
     ("psi_js", "psi JS distance (1-D, 100 bins)"),
     ("tica_w1_2d", "TICA W1 (TIC0/TIC1)"),
@@ -479,12 +481,14 @@ def _stage_evaluate(config, files, progress, say):
     from .configs import evaluate
 
     results = {}
-    for name, samples, output, discard in (
-            ("trained", files["trained_run"], files["evaluation_trained"], None),
-            ("priors_only", files["priors_only_run"], files["evaluation_priors_only"], None),
-            ("noise_floor", files["training_cg"], files["evaluation_noise_floor"], 0.0)):
+    for name, samples, output, discard, model in (
+            ("trained", files["trained_run"], files["evaluation_trained"], None, files["model"]),
+            ("priors_only", files["priors_only_run"], files["evaluation_priors_only"], None,
+             files["priors_only_model"]),
+            ("noise_floor", files["training_cg"], files["evaluation_noise_floor"], 0.0, None)):
+        # with the model: its exact (phi, psi) equilibrium too, and how far the CG run is from it
         settings = {**config["evaluate"], "reference": files["reference_cg"], "samples": samples, "output": output,
-                    "training": files["training_cg"]}
+                    "training": files["training_cg"], "model": model}
         if discard is not None:
             settings["discard"] = discard  # all-atom runs are equilibrated: keep every frame
         # quiet: the stage prints its own one-line summary of each evaluation

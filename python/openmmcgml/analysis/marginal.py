@@ -37,7 +37,7 @@ import numpy as np
 from .basins import ALANINE_BASINS, assign_basins
 from .distributions import js_distance
 
-__all__ = ["PhiPsiDensity", "phi_psi_density"]
+__all__ = ["PhiPsiDensity", "exact_scores", "phi_psi_density"]
 
 _BOLTZMANN = 0.0083144626  # kJ/mol/K
 
@@ -263,3 +263,58 @@ def phi_psi_density(model, *, temperature: Optional[float] = None, bins: int = 5
     probability = (totals / totals.sum()).reshape(bins, bins)
     return PhiPsiDensity(probability, edges, effective.reshape(bins, bins), float(temperature),
                          kept, weights.ravel() if keep_positions else None)
+
+
+def _phi_psi_of(data, discard: float = 0.0):
+    from .geometry import alanine_phi_psi
+    from .report import _is_path_list, read_reference_files
+    from .tica import as_runs
+
+    if _is_path_list(data):
+        data = read_reference_files(data)
+    runs = as_runs(data)
+    kept = np.concatenate([run[int(discard * len(run)):] for run in runs])
+    return alanine_phi_psi(kept)
+
+
+def exact_scores(model, reference, samples=None, *, discard: float = 0.1, density: Optional[PhiPsiDensity] = None,
+                 **options) -> dict:
+    """Scores of a 5-bead alanine model's exact (phi, psi) distribution.
+
+    Parameters
+    ----------
+    model : CGModel
+    reference : path, list of paths, TrajectorySet or arrays
+        CG-mapped reference frames (as :func:`~openmmcgml.analysis.report.report` takes them).
+    samples : same kinds, optional
+        A simulation of ``model``: how far its (phi, psi) histogram is from the exact
+        distribution measures its sampling error (equilibration and length together).
+    discard : float
+        Fraction of each sample run dropped at its start.
+    density : PhiPsiDensity, optional
+        Reuse a computed density (else :func:`phi_psi_density` with ``options``).
+
+    Returns
+    -------
+    dict
+        ``exact_phi_psi_js``, ``exact_phi_js``, ``exact_psi_js`` (reference against the exact
+        distribution), ``exact_population_<basin>``, ``exact_min_effective_samples``, and with
+        samples ``samples_vs_exact_js`` (2-D JS of the samples against the exact distribution) and
+        ``samples_vs_exact_expected_js`` (the mean 2-D JS of as many independent draws from the
+        exact distribution: what a converged simulation of uncorrelated frames would score).
+    """
+    density = density or phi_psi_density(model, **options)
+    phi, psi = _phi_psi_of(reference)
+    scores = {"exact_phi_psi_js": density.js_distance(phi, psi)}
+    scores["exact_phi_js"], scores["exact_psi_js"] = density.marginal_js_distances(phi, psi)
+    for name, value in density.basin_populations().items():
+        scores[f"exact_population_{name}"] = value
+    scores["exact_min_effective_samples"] = float(density.effective_samples.min())
+    if samples is not None:
+        phi, psi = _phi_psi_of(samples, discard)
+        scores["samples_vs_exact_js"] = density.js_distance(phi, psi)
+        rng = np.random.default_rng(0)
+        p = density.probability.ravel()
+        scores["samples_vs_exact_expected_js"] = float(np.mean(
+            [js_distance(rng.multinomial(len(phi), p), p) for _ in range(10)]))
+    return {key: float(value) for key, value in scores.items()}

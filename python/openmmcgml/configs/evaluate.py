@@ -64,6 +64,12 @@ class EvaluateConfig(Settings):
     basin_blocks : int, optional
         Blocks in time per run for the error bars of the alanine basin populations (None: 1 with
         8 or more runs, else 4; see :func:`openmmcgml.analysis.basin_populations`).
+    model : str, optional
+        The CG model file (``cgml train``'s output) that the samples come from.  For alanine
+        dipeptide's 5 beads this adds the scores of the model's exact equilibrium (phi, psi)
+        distribution (``exact_*``, :func:`openmmcgml.analysis.marginal.exact_scores`) and how far
+        the samples are from it (``samples_vs_exact_js``): the model's error apart from the
+        simulation's sampling error.
     """
 
     WHAT = "evaluate"
@@ -73,7 +79,7 @@ class EvaluateConfig(Settings):
         "stride": integer(1), "temperature": number(above=0, optional=True), "bins": integer(2),
         "n_tics": integer(1), "bounds": one_of("reference", "union"), "max_kde_samples": integer(1, optional=True),
         "q_cutoff": number(above=0), "folded_rmsd": number(above=0), "plots": boolean(),
-        "training": text(), "basin_blocks": integer(1, optional=True),
+        "training": text(), "basin_blocks": integer(1, optional=True), "model": text(),
     }
 
     reference: Optional[Union[str, list]] = None
@@ -95,6 +101,7 @@ class EvaluateConfig(Settings):
     plots: bool = True
     training: Optional[str] = None
     basin_blocks: Optional[int] = None
+    model: Optional[str] = None
 
 
 #: Every setting with its default.
@@ -131,9 +138,30 @@ def run_config(config, *, quiet: bool = False, print_fn=print) -> dict:
                     raise ValueError(f"{key} {path} holds no frames")
     metrics = report(config.reference, config.samples, config.output,
                      **{name: getattr(config, name) for name in _REPORT_OPTIONS})
+    if config.model:
+        metrics.update(_exact_scores(config, metrics))
+        if config.output:
+            import json
+            import os
+
+            with open(os.path.join(config.output, "metrics.json"), "w") as handle:
+                json.dump(metrics, handle, indent=2, default=float)
     if not quiet:
         print_fn(format_metrics(metrics))
     if config.output:
         save_config(config, config_path(config.output, folder=True), "evaluate")
         print_fn(f"plots and metrics.json in {config.output}")
     return metrics
+
+
+def _exact_scores(config: EvaluateConfig, metrics: dict) -> dict:
+    """The exact-distribution scores of ``config.model`` (alanine dipeptide's 5 beads only)."""
+    from ..analysis.marginal import exact_scores
+    from ..cgmodel import CGModel
+
+    model = CGModel.load(config.model)
+    if metrics.get("kind") != "alanine" or model.n_beads != 5:
+        raise ValueError(f"model {config.model}: exact scores exist for alanine dipeptide's 5 beads (C N CA C N) "
+                         f"only; these data are of kind {metrics.get('kind')!r} and the model has {model.n_beads} "
+                         "beads")
+    return exact_scores(model, config.reference, config.samples, discard=config.discard)
