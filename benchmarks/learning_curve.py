@@ -46,9 +46,8 @@ TRAIN = {
     "stride": 1,
     "model": {"n_features": 32, "n_filters": 32, "n_rbf": 16, "n_interactions": 2, "cutoff": 1.0,
               "output_hidden": [32], "activation": "silu"},
-    "training": {"lr": 2e-3, "batch_size": 256, "max_epochs": 30, "patience": 8, "lr_schedule": "plateau",
-                 "lr_patience": 3, "validation_fraction": 0.25, "num_threads": 1, "seed": 0,
-                 "dihedral_map": 4, "loss": "internal"},
+    "training": {"lr": 2e-3, "batch_size": 256, "patience": None, "lr_schedule": "cosine",
+                 "validation_fraction": 0.25, "num_threads": 1, "seed": 0, "dihedral_map": 4, "loss": "internal"},
     "force_noise": False,
     "progress": False,
 }
@@ -94,6 +93,18 @@ def basin_starts_available(path: str) -> bool:
         return all(len(basin_frames(path, basin)) > 0 for basin in ("beta", "alpha_R"))
     except ValueError:
         return False
+
+
+def epochs_for(training_set: str, train: dict, max_steps: int) -> int:
+    """Epochs that make about ``max_steps`` optimisation steps on the training runs of a set (the
+    same budget for every size: small sets get more passes, large ones fewer)."""
+    import math
+
+    from openmmcgml.data import TrajectoryInfo
+
+    n_frames = TrajectoryInfo.of(training_set).n_frames
+    n_train = n_frames * (1.0 - train["training"]["validation_fraction"])
+    return max(1, math.ceil(max_steps / math.ceil(n_train / train["training"]["batch_size"])))
 
 
 def score_one(reference, training_set: str, folder: str, train: dict, md_replicas: int, md_ps: float,
@@ -207,6 +218,9 @@ def main(argv=None):
     parser.add_argument("--output", required=True, help="folder for subsets, models and summary.json")
     parser.add_argument("--train-set", action="append", default=[], metavar="KEY=VALUE",
                         help="change a training setting, e.g. training.dihedral_map=2 (repeatable)")
+    parser.add_argument("--max-steps", type=int, default=6000,
+                        help="optimisation steps per model (epochs = steps / batches per epoch), unless "
+                        "--train-set training.max_epochs=... is given")
     parser.add_argument("--md-replicas", type=int, default=32, help="CG replicas per start basin (0: no MD)")
     parser.add_argument("--md-ps", type=float, default=0.0, help="ps per replica (0: exact scores only)")
     parser.add_argument("--burn-in-ps", type=float, default=250.0, help="ps dropped from each replica")
@@ -228,8 +242,11 @@ def main(argv=None):
             folder = os.path.join(args.output, f"{name}-{size}ns")
             os.makedirs(folder, exist_ok=True)
             training_set = subset(path, float(size), os.path.join(folder, "training-cg.h5"))
+            settings = copy.deepcopy(train)
+            if "max_epochs" not in settings["training"]:
+                settings["training"]["max_epochs"] = epochs_for(training_set, settings, args.max_steps)
             start = time.perf_counter()
-            result = score_one(reference, training_set, folder, train, args.md_replicas, args.md_ps,
+            result = score_one(reference, training_set, folder, settings, args.md_replicas, args.md_ps,
                                args.burn_in_ps, args.lagtime)
             results.setdefault(size, []).append(result)
             print(f"{name} 4 x {size} ns: floor 2-D JS {result['floor']['phi_psi_js']:.3f}, model (exact) "
