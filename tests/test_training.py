@@ -579,3 +579,34 @@ def test_internal_loss_sees_the_torsions_through_bond_noise():
     branched = PriorSet(5, [[0, 1], [1, 2], [1, 3], [3, 4]], [])
     with pytest.raises(ValueError, match="one unbranched chain"):
         ForceMatching(CGSchNet(**ARCHITECTURE), branched, BEAD_TYPES, loss="internal")
+
+
+def test_dihedral_density_weights_lift_rare_regions():
+    """Frames in a rarely visited region of dihedral space weigh more, by about the ratio of
+    densities, within the cap; the mean weight is 1."""
+    from openmmcgml.analysis.geometry import build_chain
+    from openmmcgml.training import dihedral_density_weights
+
+    rng = np.random.default_rng(0)
+    dense = rng.normal([-1.2, 2.4], 0.15, size=(1800, 2))
+    sparse = rng.normal([-1.2, -0.7], 0.15, size=(200, 2))   # 9 times fewer frames, same spread
+    angles = np.concatenate([dense, sparse])
+    x = np.array([build_chain([0.14] * 4, [2.0] * 3, a) for a in angles])
+    weights = dihedral_density_weights(x, [[0, 1, 2, 3], [1, 2, 3, 4]], n_neighbours=16, max_weight=50.0)
+    assert weights.mean() == pytest.approx(1.0)
+    ratio = np.median(weights[1800:]) / np.median(weights[:1800])
+    assert 5.0 < ratio < 15.0, ratio
+    capped = dihedral_density_weights(x, [[0, 1, 2, 3], [1, 2, 3, 4]], n_neighbours=16, max_weight=2.0)
+    assert capped.max() / np.median(capped) <= 2.0 + 1e-9
+    with pytest.raises(ValueError, match="unknown frame_weighting"):
+        ForceMatching(CGSchNet(**ARCHITECTURE), chain_priors(), BEAD_TYPES, frame_weighting="uniform")
+
+
+def test_frame_weighting_trains_and_is_recorded(synthetic):
+    x, runs, exact = synthetic["coordinates"][::5], synthetic["runs"][::5], synthetic["exact"][::5]
+    torch.manual_seed(0)
+    fm = ForceMatching(CGSchNet(**ARCHITECTURE), synthetic["priors"], BEAD_TYPES, lr=3e-3, batch_size=32,
+                       max_epochs=3, validation_trajectories=[3], num_threads=1, frame_weighting="dihedral_density")
+    fm.fit(x, exact, runs)
+    assert fm.history_[-1]["val_loss"] < fm.history_[0]["val_loss"] * 1.5 and np.isfinite(fm.best_val_force_mse_)
+    assert fm.fetch_model().metadata["force_matching"]["settings"]["frame_weighting"] == "dihedral_density"

@@ -81,6 +81,42 @@ MAP_UNIT = 10.0
 
 #: The objectives of :class:`ForceMatching` (its ``loss``).
 LOSSES = ("cartesian", "internal")
+
+#: How :class:`ForceMatching` weights frames (its ``frame_weighting``).
+FRAME_WEIGHTINGS = ("none", "dihedral_density")
+
+
+def dihedral_density_weights(coordinates, dihedrals, n_neighbours: int = 32, max_weight: float = 10.0):
+    """Frame weights inversely proportional to the density of frames in the space of a chain's
+    dihedrals, so that rarely visited regions (the barriers between basins) count in the loss as
+    much as the basins.
+
+    The density comes from the distance ``r_k`` to the ``n_neighbours``-th nearest frame in the
+    space of ``(cos, sin)`` of every dihedral (``scipy.spatial.cKDTree``); the weight is
+    ``r_k ** D`` (``D`` = the number of dihedrals, the dimension of the torus the frames lie on), normalised to a median of 1 and capped at
+    ``max_weight`` (a few isolated frames must not carry the fit), then to a mean of 1.  Any positive
+    weights leave the minimiser of force matching at the mean force; they change how much each
+    region's noise and each region's misfit count.
+
+    Returns
+    -------
+    ndarray, shape (n_frames,)
+    """
+    from scipy.spatial import cKDTree
+
+    from .geometry import compute_dihedrals
+
+    angles = compute_dihedrals(np.asarray(coordinates, dtype=np.float64), dihedrals)
+    features = np.concatenate([np.cos(angles), np.sin(angles)], axis=1)
+    k = int(min(n_neighbours, len(features) - 1))
+    if k < 1:
+        return np.ones(len(features))
+    distances, _ = cKDTree(features).query(features, k=k + 1)
+    radius = np.maximum(distances[:, -1], 1e-12)
+    log_weight = angles.shape[1] * np.log(radius)  # frames lie on a torus of one dimension per dihedral
+    weights = np.exp(log_weight - np.median(log_weight))
+    weights = np.minimum(weights, max_weight)
+    return weights / weights.mean()
 LR_SCHEDULES = ("plateau", "exponential", "cosine", "constant")
 _CHECKPOINT_FORMAT = "openmm-cgml-force-matching-checkpoint"
 
@@ -258,7 +294,8 @@ class ForceMatching(Estimator):
                  max_grad_norm: Optional[float] = None, validation_fraction: float = 0.2,
                  validation_trajectories: Optional[Sequence[int]] = None, dtype: str = "float32",
                  device: str = "cpu", seed: int = 0, eval_batch_size: int = 256,
-                 num_threads: Optional[int] = None, dihedral_map: int = 0, loss: str = "cartesian"):
+                 num_threads: Optional[int] = None, dihedral_map: int = 0, loss: str = "cartesian",
+                 frame_weighting: str = "none"):
         from .models import CGSchNet, CGTopology
 
         if not isinstance(model, CGSchNet):
@@ -314,13 +351,16 @@ class ForceMatching(Estimator):
         if loss not in LOSSES:
             raise ValueError(f"unknown loss {loss!r}; choose one of {LOSSES}")
         self.loss = loss
+        if frame_weighting not in FRAME_WEIGHTINGS:
+            raise ValueError(f"unknown frame_weighting {frame_weighting!r}; choose one of {FRAME_WEIGHTINGS}")
+        self.frame_weighting = frame_weighting
         self.internal_coordinates = None
-        if loss == "internal":
+        if loss == "internal" or frame_weighting != "none":
             try:
                 self.internal_coordinates = chain_internal_coordinates(priors.n_beads, priors.bonds)
             except ValueError as error:
-                raise ValueError(f"loss='internal' needs priors whose bonds join the beads into one unbranched chain "
-                                 f"({error}); use loss='cartesian'") from error
+                raise ValueError(f"loss='internal' and frame_weighting need priors whose bonds join the beads into one "
+                                 f"unbranched chain ({error}); use loss='cartesian' and no frame weighting") from error
         self._map = None
         self._described = None
 
@@ -339,7 +379,7 @@ class ForceMatching(Estimator):
                 "min_lr": self.min_lr, "weight_decay": self.weight_decay, "max_grad_norm": self.max_grad_norm,
                 "dtype": self.dtype, "seed": self.seed, "bead_types": self.bead_types,
                 "exclusions": [list(p) for p in self.exclusions], "dihedral_map": self.dihedral_map,
-                "loss": self.loss}
+                "loss": self.loss, "frame_weighting": self.frame_weighting}
 
     def _model_config(self) -> dict:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.model.config.items()}
@@ -581,6 +621,11 @@ class ForceMatching(Estimator):
         run.y_val = torch.as_tensor(target[run.val_frames], dtype=dtype, device=device)
         if self.loss == "internal":
             self._prepare_internal_loss(run, x, target)
+        run.w_train = run.w_val = None
+        if self.frame_weighting != "none":
+            weights = dihedral_density_weights(x, self.internal_coordinates[2])
+            run.w_train = torch.as_tensor(weights[run.train_frames], dtype=dtype, device=device)
+            run.w_val = torch.as_tensor(weights[run.val_frames], dtype=dtype, device=device)
 
         extra = self._init_map(dtype, device)
         run.optimizer = torch.optim.Adam(list(self.model.parameters()) + extra, lr=self.lr,
@@ -619,17 +664,22 @@ class ForceMatching(Estimator):
         run.loss_weights = (1.0 / variance).to(dtype=dtype, device=device)
         self.internal_force_std_ = variance.sqrt().numpy()
 
-    def _loss(self, run: _Run, predicted, target, operators):
+    def _loss(self, run: _Run, predicted, target, operators, frame_weights=None):
         """The training objective of a batch: the MSE per force component (``loss='cartesian'``), or
         the mean over frames and internal coordinates of the weighted squared error of the
-        generalized forces (``loss='internal'``)."""
+        generalized forces (``loss='internal'``); with ``frame_weights``, a weighted mean over the
+        frames."""
         import torch
 
         residual = predicted - target
         if self.loss == "cartesian":
-            return (residual ** 2).mean()
-        generalized = torch.einsum("fij,fj->fi", operators, residual.reshape(len(residual), -1))
-        return (generalized ** 2 * run.loss_weights).mean()
+            per_frame = (residual ** 2).reshape(len(residual), -1).mean(1)
+        else:
+            generalized = torch.einsum("fij,fj->fi", operators, residual.reshape(len(residual), -1))
+            per_frame = (generalized ** 2 * run.loss_weights).mean(1)
+        if frame_weights is None:
+            return per_frame.mean()
+        return (per_frame * frame_weights).sum() / frame_weights.sum()
 
     def _epoch_step(self, run: _Run, epoch: int):
         """One pass over the training frames in batches; returns (mean training loss, skipped batches)."""
@@ -642,7 +692,8 @@ class ForceMatching(Estimator):
         for start in range(0, len(order), self.batch_size):
             batch = torch.as_tensor(order[start:start + self.batch_size], device=run.x_train.device)
             predicted = self._forces(run.x_train[batch], create_graph=True)
-            loss = self._loss(run, predicted, run.y_train[batch], run.g_train[batch] if self.loss == "internal" else None)
+            loss = self._loss(run, predicted, run.y_train[batch], run.g_train[batch] if self.loss == "internal" else None,
+                              None if run.w_train is None else run.w_train[batch])
             run.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             # A step with a non-finite loss or gradient (an overflow in a second derivative)
@@ -671,10 +722,16 @@ class ForceMatching(Estimator):
             stop = start + self.eval_batch_size
             forces = self._forces(run.x_val[start:stop]).detach()
             squared += float(((forces - run.y_val[start:stop]) ** 2).sum())
-            if self.loss == "internal":
-                objective += float(self._loss(run, forces, run.y_val[start:stop], run.g_val[start:stop])) * len(forces)
+            if self.loss == "internal" or run.w_val is not None:
+                weights = None if run.w_val is None else run.w_val[start:stop]
+                share = len(forces) if weights is None else float(weights.sum())
+                objective += float(self._loss(run, forces, run.y_val[start:stop],
+                                              run.g_val[start:stop] if self.loss == "internal" else None,
+                                              weights)) * share
         run.val_force_mse = squared / run.y_val.numel()
-        return run.val_force_mse if self.loss == "cartesian" else objective / len(run.x_val)
+        if self.loss == "cartesian" and run.w_val is None:
+            return run.val_force_mse
+        return objective / (len(run.x_val) if run.w_val is None else float(run.w_val.sum()))
 
     def _end_epoch(self, run: _Run, val_loss: float) -> None:
         """Learning-rate schedule, best state and early stopping after an epoch."""
@@ -721,7 +778,7 @@ class ForceMatching(Estimator):
             raise ValueError(f"checkpoint {path} holds a model of another architecture ({state['model_config']}); "
                              "use another checkpoint_dir or resume=False")
         settings = self._settings()
-        stored = {"dihedral_map": 0, "loss": "cartesian", **state["settings"]}  # checkpoints before these settings
+        stored = {"dihedral_map": 0, "loss": "cartesian", "frame_weighting": "none", **state["settings"]}  # checkpoints before these settings
         changed = sorted(k for k in settings if json.dumps(stored.get(k)) != json.dumps(settings[k]))
         if changed:
             raise ValueError(f"checkpoint {path} was written with different settings ({', '.join(changed)}); "

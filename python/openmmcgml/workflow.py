@@ -76,7 +76,7 @@ DEFAULTS = {
                   "output_hidden": [32], "activation": "silu"},
         "training": {"lr": 2e-3, "batch_size": 256, "max_epochs": 40, "patience": 8, "lr_schedule": "plateau",
                      "lr_patience": 3, "validation_fraction": 0.25, "num_threads": 1, "seed": 0,
-                     "dihedral_map": 4, "loss": "internal"},
+                     "dihedral_map": 2},
     },
     "simulate": {
         "replicas": 40,

@@ -57,7 +57,7 @@ class TrainingSettings(Settings):
         "validation_trajectories": number_list(0, integers=True, optional=True),
         "dtype": one_of("float32", "float64"), "device": torch_device(), "seed": integer(),
         "num_threads": integer(1, optional=True), "eval_batch_size": integer(1), "dihedral_map": integer(0),
-        "loss": one_of("cartesian", "internal"),
+        "loss": one_of("cartesian", "internal"), "frame_weighting": one_of("none", "dihedral_density"),
     }
 
     lr: float = 1e-3
@@ -80,6 +80,7 @@ class TrainingSettings(Settings):
     eval_batch_size: int = 256
     dihedral_map: int = 0
     loss: str = "cartesian"
+    frame_weighting: str = "none"
 
 
 def _exclusions(value):
