@@ -108,7 +108,7 @@ def epochs_for(training_set: str, train: dict, max_steps: int) -> int:
 
 
 def score_one(reference, training_set: str, folder: str, train: dict, md_replicas: int, md_ps: float,
-              burn_in_ps: float, lagtime: int) -> dict:
+              burn_in_ps: float, lagtime: int, prior_terms=("bonds", "angles", "repulsion")) -> dict:
     """Noise floor, training and scores of one (set, size)."""
     from openmmcgml.analysis import report
     from openmmcgml.analysis.marginal import phi_psi_density
@@ -131,7 +131,7 @@ def score_one(reference, training_set: str, folder: str, train: dict, md_replica
     model_path = os.path.join(folder, "model.pt")
     start = time.perf_counter()
     if not os.path.exists(priors):
-        fit_priors.run_config({"data": training_set, "output": priors, "terms": ["bonds", "angles", "repulsion"]},
+        fit_priors.run_config({"data": training_set, "output": priors, "terms": list(prior_terms)},
                               **quiet)
     if not os.path.exists(model_path):
         train_settings.run_config({**train, "data": training_set, "priors": priors, "output": model_path,
@@ -225,6 +225,8 @@ def main(argv=None):
     parser.add_argument("--md-ps", type=float, default=0.0, help="ps per replica (0: exact scores only)")
     parser.add_argument("--burn-in-ps", type=float, default=250.0, help="ps dropped from each replica")
     parser.add_argument("--lagtime", type=int, default=20, help="TICA lag in reference frames")
+    parser.add_argument("--prior-terms", nargs="+", default=["bonds", "angles", "repulsion"],
+                        help="prior terms fitted to each training subset (no torsion prior: the map is learned)")
     args = parser.parse_args(argv)
 
     import copy
@@ -247,7 +249,7 @@ def main(argv=None):
                 settings["training"]["max_epochs"] = epochs_for(training_set, settings, args.max_steps)
             start = time.perf_counter()
             result = score_one(reference, training_set, folder, settings, args.md_replicas, args.md_ps,
-                               args.burn_in_ps, args.lagtime)
+                               args.burn_in_ps, args.lagtime, args.prior_terms)
             results.setdefault(size, []).append(result)
             print(f"{name} 4 x {size} ns: floor 2-D JS {result['floor']['phi_psi_js']:.3f}, model (exact) "
                   f"{result['exact']['phi_psi_js']:.3f}" +
