@@ -385,23 +385,30 @@ def test_cli_train_with_example_configs(synthetic, tmp_path, capsys):
     assert "unknown training setting(s) epochs" in capsys.readouterr().err
 
 
-def test_dihedral_map_learns_what_a_distance_network_cannot():
+@pytest.fixture(scope="module")
+def chiral():
+    """Frames of a chiral potential: the chain priors plus sine terms of (phi, psi), exact forces."""
+    priors = chain_priors()
+    pairs = dihedral_pairs(N_BEADS, priors.bonds)
+    true_sin = np.array([[0.0, 0.0, 6.0, -4.0]])
+    terms = list(priors.terms.values()) + [DihedralMap(pairs, cos=np.zeros((1, 4)), sin=true_sin)]
+    truth = CGModel(None, PriorSet(N_BEADS, priors.bonds, terms, temperature=T), BEAD_TYPES,
+                    masses=[110.0] * N_BEADS, temperature=T)
+    x, runs = simulate(truth, n_replicas=4, n_frames=300, interval=20, seed=11)
+    _, exact = truth.energy_and_forces(x)
+    return {"priors": priors, "true_sin": true_sin, "x": x, "runs": runs, "exact": exact.numpy()}
+
+
+def test_dihedral_map_learns_what_a_distance_network_cannot(chiral):
     """A chiral potential, priors + sine terms of (phi, psi), is learned with dihedral_map.
 
     A network of distances gives mirror images the same energy, so it cannot represent terms odd
     under (phi, psi) -> (-phi, -psi); the dihedral map learned with it recovers them, and the model
     file holds the map as a prior term that OpenMM evaluates like the torch model.
     """
-    priors = chain_priors()
-    pairs = dihedral_pairs(N_BEADS, priors.bonds)
+    priors, true_sin, x, runs, exact = (chiral[k] for k in ("priors", "true_sin", "x", "runs", "exact"))
     modes = dihedral_map_modes(1)  # (0, 1), (1, -1), (1, 0), (1, 1)
-    true_sin = np.array([[0.0, 0.0, 6.0, -4.0]])
-    chiral = PriorSet(N_BEADS, priors.bonds, list(priors.terms.values()) + [
-        DihedralMap(pairs, cos=np.zeros((1, 4)), sin=true_sin)], temperature=T)
-    truth = CGModel(None, chiral, BEAD_TYPES, masses=[110.0] * N_BEADS, temperature=T)
-    x, runs = simulate(truth, n_replicas=4, n_frames=300, interval=20, seed=11)
-    _, exact = truth.energy_and_forces(x)
-    noisy = exact.numpy() + np.random.default_rng(1).normal(scale=5.0, size=exact.shape)
+    noisy = exact + np.random.default_rng(1).normal(scale=5.0, size=exact.shape)
     losses = {}
     for order in (0, 1):
         torch.manual_seed(3)
@@ -535,7 +542,7 @@ def _bond_stretch_noise(x, bonds, sigma, seed):
     return noise
 
 
-def test_internal_loss_sees_the_torsions_through_bond_noise():
+def test_internal_loss_sees_the_torsions_through_bond_noise(chiral):
     """loss='internal' learns a chiral torsion landscape that noise along the bonds hides from the
     Cartesian MSE.
 
@@ -546,15 +553,8 @@ def test_internal_loss_sees_the_torsions_through_bond_noise():
     recovers the sine coefficients worse than the internal one, which measures each coordinate in
     units of its own spread.
     """
-    priors = chain_priors()
-    pairs = dihedral_pairs(N_BEADS, priors.bonds)
-    true_sin = np.array([[0.0, 0.0, 6.0, -4.0]])
-    chiral = PriorSet(N_BEADS, priors.bonds, list(priors.terms.values()) + [
-        DihedralMap(pairs, cos=np.zeros((1, 4)), sin=true_sin)], temperature=T)
-    truth = CGModel(None, chiral, BEAD_TYPES, masses=[110.0] * N_BEADS, temperature=T)
-    x, runs = simulate(truth, n_replicas=4, n_frames=300, interval=20, seed=11)
-    _, exact = truth.energy_and_forces(x)
-    noisy = (exact.numpy() + np.random.default_rng(1).normal(scale=5.0, size=exact.shape)
+    priors, true_sin, x, runs, exact = (chiral[k] for k in ("priors", "true_sin", "x", "runs", "exact"))
+    noisy = (exact + np.random.default_rng(1).normal(scale=5.0, size=exact.shape)
              + _bond_stretch_noise(x, priors.bonds.tolist(), 400.0, seed=2))
     errors, trainers = {}, {}
     for loss in ("cartesian", "internal"):

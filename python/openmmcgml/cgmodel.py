@@ -296,6 +296,21 @@ class CGModel:
             system.addForce(learned)
         return system
 
+    def _frames(self, positions):
+        """Positions as float64 torch frames (n_frames, n_beads, 3), checked against the beads."""
+        import torch
+
+        x = torch.as_tensor(positions).to(torch.float64)
+        if x.dim() == 2:
+            x = x.unsqueeze(0)
+        self.check_beads(n_beads=x.shape[1], source="the positions")
+        return x
+
+    def _network_topology(self):
+        from .models import CGTopology
+
+        return CGTopology(self.bead_types, exclusions=self.exclusions or None)
+
     def energy(self, positions):
         """Total energy (priors + network) of frames of one molecule, float64 torch, differentiable.
 
@@ -309,17 +324,11 @@ class CGModel:
         """
         import torch
 
-        from .models import CGTopology
-
-        x = torch.as_tensor(positions).to(torch.float64)
-        if x.dim() == 2:
-            x = x.unsqueeze(0)
-        self.check_beads(n_beads=x.shape[1], source="the positions")
+        x = self._frames(positions)
         energy = self.priors.energy(x)
         if self.model is None:
             return energy
-        topology = CGTopology(self.bead_types, exclusions=self.exclusions or None)
-        return energy + self.model(x, topology).to(torch.float64)
+        return energy + self.model(x, self._network_topology()).to(torch.float64)
 
     def energy_and_forces(self, positions):
         """Total energy and forces (priors + network) of frames of one molecule, in float64 torch.
@@ -335,17 +344,11 @@ class CGModel:
         """
         import torch
 
-        from .models import CGTopology
-
-        x = torch.as_tensor(positions).to(torch.float64)
-        if x.dim() == 2:
-            x = x.unsqueeze(0)
-        self.check_beads(n_beads=x.shape[1], source="the positions")
+        x = self._frames(positions)
         prior_energy, prior_forces = self.priors.energy_and_forces(x)
         if self.model is None:
             return prior_energy, prior_forces
-        topology = CGTopology(self.bead_types, exclusions=self.exclusions or None)
-        energy, forces = self.model.energy_and_forces(x, topology)
+        energy, forces = self.model.energy_and_forces(x, self._network_topology())
         return prior_energy + energy.to(torch.float64), prior_forces + forces.to(torch.float64)
 
     # ------------------------------------------------------------------------- files

@@ -69,8 +69,8 @@ import numpy as np
 from .data.split import index_ranges, split_by_trajectory
 from .data.trajectory import Trajectory, read_trajectory
 from .estimator import Estimator, FitRun, ProgressBar, TrainingCheckpoint, plot_loss_curve, write_loss_csv
+from .geometry import compute_dihedrals, generalized_force_operator
 from .priors import DihedralMap, PriorSet, chain_internal_coordinates, dihedral_map_modes, dihedral_pairs
-from .geometry import generalized_force_operator
 
 __all__ = ["ForceMatching", "ProgressBar", "TrainingCheckpoint", "check_force_data", "plot_loss_curve",
            "write_loss_csv"]
@@ -85,6 +85,9 @@ LOSSES = ("cartesian", "internal")
 #: How :class:`ForceMatching` weights frames (its ``frame_weighting``).
 FRAME_WEIGHTINGS = ("none", "dihedral_density")
 
+LR_SCHEDULES = ("plateau", "exponential", "cosine", "constant")
+_CHECKPOINT_FORMAT = "openmm-cgml-force-matching-checkpoint"
+
 
 def dihedral_density_weights(coordinates, dihedrals, n_neighbours: int = 32, max_weight: float = 10.0):
     """Frame weights inversely proportional to the density of frames in the space of a chain's
@@ -93,8 +96,9 @@ def dihedral_density_weights(coordinates, dihedrals, n_neighbours: int = 32, max
 
     The density comes from the distance ``r_k`` to the ``n_neighbours``-th nearest frame in the
     space of ``(cos, sin)`` of every dihedral (``scipy.spatial.cKDTree``); the weight is
-    ``r_k ** D`` (``D`` = the number of dihedrals, the dimension of the torus the frames lie on), normalised to a median of 1 and capped at
-    ``max_weight`` (a few isolated frames must not carry the fit), then to a mean of 1.  Any positive
+    ``r_k ** D`` (``D`` = the number of dihedrals, the dimension of the torus the frames lie on),
+    normalised to a median of 1 and capped at ``max_weight`` (a few isolated frames must not carry
+    the fit), then to a mean of 1.  Any positive
     weights leave the minimiser of force matching at the mean force; they change how much each
     region's noise and each region's misfit count.
 
@@ -103,8 +107,6 @@ def dihedral_density_weights(coordinates, dihedrals, n_neighbours: int = 32, max
     ndarray, shape (n_frames,)
     """
     from scipy.spatial import cKDTree
-
-    from .geometry import compute_dihedrals
 
     angles = compute_dihedrals(np.asarray(coordinates, dtype=np.float64), dihedrals)
     features = np.concatenate([np.cos(angles), np.sin(angles)], axis=1)
@@ -117,8 +119,6 @@ def dihedral_density_weights(coordinates, dihedrals, n_neighbours: int = 32, max
     weights = np.exp(log_weight - np.median(log_weight))
     weights = np.minimum(weights, max_weight)
     return weights / weights.mean()
-LR_SCHEDULES = ("plateau", "exponential", "cosine", "constant")
-_CHECKPOINT_FORMAT = "openmm-cgml-force-matching-checkpoint"
 
 
 def check_force_data(coordinates, forces, trajectory_ids=None):
@@ -407,13 +407,11 @@ class ForceMatching(Estimator):
         """Forces of the learned dihedral map (see ``dihedral_map``)."""
         import torch
 
-        from .geometry import compute_dihedrals as _t_dihedrals
-
         with torch.enable_grad():
             positions = x.detach().requires_grad_(True)
             pairs = torch.as_tensor(self.map_pairs, device=x.device)
-            phi = _t_dihedrals(positions, pairs[:, :4])
-            psi = _t_dihedrals(positions, pairs[:, 1:])
+            phi = compute_dihedrals(positions, pairs[:, :4])
+            psi = compute_dihedrals(positions, pairs[:, 1:])
             modes = torch.as_tensor(self.map_modes, dtype=x.dtype, device=x.device)
             argument = phi.unsqueeze(-1) * modes[:, 0] + psi.unsqueeze(-1) * modes[:, 1]
             energy = MAP_UNIT * (self._map[:, 0] * torch.cos(argument) + self._map[:, 1] * torch.sin(argument)).sum()
@@ -456,13 +454,6 @@ class ForceMatching(Estimator):
         others = [term for name, term in self.priors.terms.items() if name != "dihedral_map"]
         term = DihedralMap(self.map_pairs, cos=cos, sin=sin)
         return PriorSet(self.priors.n_beads, self.priors.bonds, others + [term], self.priors.temperature)
-
-    def _mse(self, x, y) -> float:
-        total = 0.0
-        for start in range(0, len(x), self.eval_batch_size):
-            forces = self._forces(x[start:start + self.eval_batch_size]).detach()
-            total += float(((forces - y[start:start + self.eval_batch_size]) ** 2).sum())
-        return total / y.numel()
 
     # ------------------------------------------------------------------------- data
 
@@ -664,22 +655,25 @@ class ForceMatching(Estimator):
         run.loss_weights = (1.0 / variance).to(dtype=dtype, device=device)
         self.internal_force_std_ = variance.sqrt().numpy()
 
-    def _loss(self, run: _Run, predicted, target, operators, frame_weights=None):
-        """The training objective of a batch: the MSE per force component (``loss='cartesian'``), or
-        the mean over frames and internal coordinates of the weighted squared error of the
-        generalized forces (``loss='internal'``); with ``frame_weights``, a weighted mean over the
-        frames."""
+    def _frame_losses(self, run: _Run, predicted, target, operators):
+        """Each frame's term of the objective: its MSE per force component (``loss='cartesian'``), or
+        the mean over internal coordinates of the weighted squared errors of its generalized forces
+        (``loss='internal'``)."""
         import torch
 
-        residual = predicted - target
+        residual = (predicted - target).reshape(len(predicted), -1)
         if self.loss == "cartesian":
-            per_frame = (residual ** 2).reshape(len(residual), -1).mean(1)
-        else:
-            generalized = torch.einsum("fij,fj->fi", operators, residual.reshape(len(residual), -1))
-            per_frame = (generalized ** 2 * run.loss_weights).mean(1)
+            return (residual ** 2).mean(1)
+        generalized = torch.einsum("fij,fj->fi", operators, residual)
+        return (generalized ** 2 * run.loss_weights).mean(1)
+
+    def _loss(self, run: _Run, predicted, target, operators, frame_weights=None):
+        """The objective of a batch: the mean of :meth:`_frame_losses`, weighted by ``frame_weights``
+        where given."""
+        losses = self._frame_losses(run, predicted, target, operators)
         if frame_weights is None:
-            return per_frame.mean()
-        return (per_frame * frame_weights).sum() / frame_weights.sum()
+            return losses.mean()
+        return (losses * frame_weights).sum() / frame_weights.sum()
 
     def _epoch_step(self, run: _Run, epoch: int):
         """One pass over the training frames in batches; returns (mean training loss, skipped batches)."""
@@ -715,23 +709,24 @@ class ForceMatching(Estimator):
         return (total / counted if counted else math.nan), skipped
 
     def _validation_step(self, run: _Run) -> float:
-        """The objective on the validation frames; also keeps their force MSE (``run.val_force_mse``)."""
+        """The objective on the validation frames; also keeps their force MSE (``run.val_force_mse``),
+        which is the objective itself for an unweighted Cartesian loss."""
         self.model.eval()
-        objective, squared = 0.0, 0.0
+        plain_mse = self.loss == "cartesian" and run.w_val is None
+        weighted, weight_total, squared = 0.0, 0.0, 0.0
         for start in range(0, len(run.x_val), self.eval_batch_size):
             stop = start + self.eval_batch_size
             forces = self._forces(run.x_val[start:stop]).detach()
             squared += float(((forces - run.y_val[start:stop]) ** 2).sum())
-            if self.loss == "internal" or run.w_val is not None:
-                weights = None if run.w_val is None else run.w_val[start:stop]
-                share = len(forces) if weights is None else float(weights.sum())
-                objective += float(self._loss(run, forces, run.y_val[start:stop],
-                                              run.g_val[start:stop] if self.loss == "internal" else None,
-                                              weights)) * share
+            if plain_mse:
+                continue
+            losses = self._frame_losses(run, forces, run.y_val[start:stop],
+                                        run.g_val[start:stop] if self.loss == "internal" else None)
+            weights = losses.new_ones(losses.shape) if run.w_val is None else run.w_val[start:stop]
+            weighted += float((losses * weights).sum())
+            weight_total += float(weights.sum())
         run.val_force_mse = squared / run.y_val.numel()
-        if self.loss == "cartesian" and run.w_val is None:
-            return run.val_force_mse
-        return objective / (len(run.x_val) if run.w_val is None else float(run.w_val.sum()))
+        return run.val_force_mse if plain_mse else weighted / weight_total
 
     def _end_epoch(self, run: _Run, val_loss: float) -> None:
         """Learning-rate schedule, best state and early stopping after an epoch."""

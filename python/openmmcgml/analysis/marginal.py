@@ -37,7 +37,7 @@ import numpy as np
 from .basins import ALANINE_BASINS, assign_basins
 from .distributions import js_distance
 
-__all__ = ["PhiPsiDensity", "exact_scores", "phi_psi_density"]
+__all__ = ["PhiPsiDensity", "angle_scores", "exact_scores", "phi_psi_density"]
 
 _BOLTZMANN = 0.0083144626  # kJ/mol/K
 
@@ -266,13 +266,17 @@ def phi_psi_density(model, *, temperature: Optional[float] = None, bins: int = 5
 
 
 def _phi_psi_of(data, discard: float = 0.0):
+    """(phi, psi) of every frame of ``data`` (anything :func:`~openmmcgml.analysis.tica.as_runs`
+    reads, or a list of trajectory files), the first ``discard`` of each run dropped."""
+    import os
+
     from .geometry import alanine_phi_psi
-    from .report import _is_path_list, read_reference_files
     from .tica import as_runs
 
-    if _is_path_list(data):
-        data = read_reference_files(data)
-    runs = as_runs(data)
+    if isinstance(data, (list, tuple)) and data and all(isinstance(p, (str, os.PathLike)) for p in data):
+        runs = [run for path in data for run in as_runs(path)]
+    else:
+        runs = as_runs(data)
     kept = np.concatenate([run[int(discard * len(run)):] for run in runs])
     return alanine_phi_psi(kept)
 
@@ -304,14 +308,19 @@ def exact_scores(model, reference, samples=None, *, discard: float = 0.1, densit
         exact distribution: what a converged simulation of uncorrelated frames would score).
     """
     density = density or phi_psi_density(model, **options)
-    phi, psi = _phi_psi_of(reference)
-    scores = {"exact_phi_psi_js": density.js_distance(phi, psi)}
-    scores["exact_phi_js"], scores["exact_psi_js"] = density.marginal_js_distances(phi, psi)
+    return angle_scores(density, _phi_psi_of(reference), None if samples is None else _phi_psi_of(samples, discard))
+
+
+def angle_scores(density: PhiPsiDensity, reference_angles, sample_angles=None) -> dict:
+    """The scores of :func:`exact_scores` from (phi, psi) angles already at hand (radians):
+    ``reference_angles`` and ``sample_angles`` are ``(phi, psi)`` pairs of arrays."""
+    scores = {"exact_phi_psi_js": density.js_distance(*reference_angles)}
+    scores["exact_phi_js"], scores["exact_psi_js"] = density.marginal_js_distances(*reference_angles)
     for name, value in density.basin_populations().items():
         scores[f"exact_population_{name}"] = value
     scores["exact_min_effective_samples"] = float(density.effective_samples.min())
-    if samples is not None:
-        phi, psi = _phi_psi_of(samples, discard)
+    if sample_angles is not None:
+        phi, psi = sample_angles
         scores["samples_vs_exact_js"] = density.js_distance(phi, psi)
         rng = np.random.default_rng(0)
         p = density.probability.ravel()

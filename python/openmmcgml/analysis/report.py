@@ -163,7 +163,7 @@ def report(reference, samples, output_dir=None, *, kind: str = "auto", bead_name
            discard: float = 0.1, reference_stride: int = 1, stride: int = 1, native=None,
            temperature: Optional[float] = None, bins: int = 100, n_tics: int = 5, bounds="reference",
            max_kde_samples: Optional[int] = 20000, q_cutoff: float = 0.8, folded_rmsd: float = 0.3,
-           plots: bool = True, training=None, basin_blocks: Optional[int] = None) -> dict:
+           plots: bool = True, training=None, basin_blocks: Optional[int] = None, model=None) -> dict:
     """Evaluate CG ``samples`` against the mapped all-atom ``reference``; write plots and metrics.
 
     Parameters
@@ -212,6 +212,11 @@ def report(reference, samples, output_dir=None, *, kind: str = "auto", bead_name
     basin_blocks : int, optional
         Blocks in time per run for the error bars of the basin populations (default: see
         :func:`~openmmcgml.analysis.basins.basin_populations`; fewer where a run is shorter).
+    model : CGModel or path, optional
+        The model the samples come from (alanine only): adds the scores of its exact (phi, psi)
+        distribution (:func:`~openmmcgml.analysis.marginal.exact_scores`: ``exact_*``, and
+        ``samples_vs_exact_js`` with its expected value), the model's error apart from the
+        simulation's sampling error.
 
     Returns
     -------
@@ -259,6 +264,13 @@ def report(reference, samples, output_dir=None, *, kind: str = "auto", bead_name
     if not finite.all():
         model_runs = [r[np.all(np.isfinite(r), axis=(1, 2))] for r in model_runs]
         model_all = model_all[finite]
+    if model is not None:
+        from ..cgmodel import CGModel
+
+        model = CGModel.load(model) if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__") else model
+        if kind != "alanine" or model.n_beads != 5:
+            raise ValueError(f"exact scores exist for alanine dipeptide's 5 beads (C N CA C N) only; these data are "
+                             f"of kind {kind!r} and the model has {model.n_beads} beads")
     kT = BOLTZMANN * temperature if temperature else 1.0
     energy_unit = "kJ/mol" if temperature else "kT"
     folder = None if output_dir is None else os.fspath(output_dir)
@@ -318,6 +330,10 @@ def report(reference, samples, output_dir=None, *, kind: str = "auto", bead_name
         metrics["phi_js"] = float(histogram_js(phi_r, phi_m, bins=bins, range=ANGLE_RANGE))
         metrics["psi_js"] = float(histogram_js(psi_r, psi_m, bins=bins, range=ANGLE_RANGE))
         metrics["phi_psi_js"] = histogram_js_2d(np.stack([phi_r, psi_r], 1), np.stack([phi_m, psi_m], 1), bins=50)
+        if model is not None:
+            from .marginal import angle_scores, phi_psi_density
+
+            metrics.update(angle_scores(phi_psi_density(model), (phi_r, psi_r), (phi_m, psi_m)))
         basin_sets = [("reference", ref_runs), ("model", model_runs)]
         if training is not None:
             basin_sets.append(("training", as_runs(training)))

@@ -113,7 +113,7 @@ RULES = EvaluateConfig.rules()
 # The settings that are options of analysis.report.
 _REPORT_OPTIONS = ("kind", "native", "lagtime", "discard", "reference_stride", "stride", "temperature", "bins",
                    "n_tics", "bounds", "max_kde_samples", "q_cutoff", "folded_rmsd", "plots", "training",
-                   "basin_blocks")
+                   "basin_blocks", "model")
 
 
 def run_config(config, *, quiet: bool = False, print_fn=print) -> dict:
@@ -138,14 +138,6 @@ def run_config(config, *, quiet: bool = False, print_fn=print) -> dict:
                     raise ValueError(f"{key} {path} holds no frames")
     metrics = report(config.reference, config.samples, config.output,
                      **{name: getattr(config, name) for name in _REPORT_OPTIONS})
-    if config.model:
-        metrics.update(_exact_scores(config, metrics))
-        if config.output:
-            import json
-            import os
-
-            with open(os.path.join(config.output, "metrics.json"), "w") as handle:
-                json.dump(metrics, handle, indent=2, default=float)
     if not quiet:
         print_fn(format_metrics(metrics))
     if config.output:
@@ -153,15 +145,3 @@ def run_config(config, *, quiet: bool = False, print_fn=print) -> dict:
         print_fn(f"plots and metrics.json in {config.output}")
     return metrics
 
-
-def _exact_scores(config: EvaluateConfig, metrics: dict) -> dict:
-    """The exact-distribution scores of ``config.model`` (alanine dipeptide's 5 beads only)."""
-    from ..analysis.marginal import exact_scores
-    from ..cgmodel import CGModel
-
-    model = CGModel.load(config.model)
-    if metrics.get("kind") != "alanine" or model.n_beads != 5:
-        raise ValueError(f"model {config.model}: exact scores exist for alanine dipeptide's 5 beads (C N CA C N) "
-                         f"only; these data are of kind {metrics.get('kind')!r} and the model has {model.n_beads} "
-                         "beads")
-    return exact_scores(model, config.reference, config.samples, discard=config.discard)
