@@ -53,7 +53,7 @@ def test_example_configs_chain_by_their_paths():
     assert train["priors"] == priors["output"]
     assert simulate["model"] == train["output"] and simulate["initial"]["reference"] == mapping["output"]
     assert evaluate["reference"] == mapping["output"] and evaluate["samples"] == simulate["output"]
-    assert priors["terms"] == ["bonds", "angles", "repulsion"]
+    assert priors["terms"] == ["bonds", "angles"]
 
 
 def test_chignolin_configs_chain_by_their_paths():
@@ -211,7 +211,7 @@ def test_quick_demo_files(quick_demo):
         assert cg.metadata.mapping["force_map"] == "partition"
     training, reference = (read_trajectory(folder / "data" / f"{w}-aa.h5") for w in ("training", "reference"))
     assert training.metadata.extra["seed"] != reference.metadata.extra["seed"]  # independent sets
-    assert list(PriorSet.load(folder / "models" / "priors.json").terms) == ["bonds", "angles", "repulsion"]
+    assert list(PriorSet.load(folder / "models" / "priors.json").terms) == ["bonds", "angles"]
     trained = CGModel.load(folder / "models" / "trained.pt")
     baseline = CGModel.load(folder / "models" / "priors-only.pt")
     assert trained.model is not None and baseline.model is None
@@ -264,7 +264,7 @@ def test_quick_demo_resumes_skips_and_redoes(quick_demo):
 def test_demo_settings():
     config = demo_config(overrides=["train.training.max_epochs=2", "oracle.n_runs=3"])
     assert config["train"]["training"]["max_epochs"] == 2 and config["oracle"]["n_runs"] == 3
-    assert config["fit_priors"]["terms"] == ["bonds", "angles", "repulsion"]
+    assert config["fit_priors"]["terms"] == ["bonds", "angles"]
     assert config["oracle"]["temperature"] == 300.0
     with pytest.raises(ValueError, match="unknown demo setting.*oracle.n_stepz"):
         demo_config({"oracle": {"n_stepz": 1}})

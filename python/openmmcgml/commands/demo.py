@@ -4,7 +4,7 @@ _EPILOG = """\
 stages (each skipped when its output is complete; an interrupted demo continues where it stopped):
   oracle      two independent all-atom sets (training, reference) of alanine dipeptide at 300 K
   map         both to the 5 backbone beads C N CA C N
-  fit-priors  bonds, angles and a repulsion only (no torsion prior: the phi/psi landscape is learned)
+  fit-priors  bonds and angles only (no torsion prior: the phi/psi landscape is learned)
   train       force matching of a CGSchNet on the training set
   simulate    CG replicas of the trained model and of the priors alone
   evaluate    both against the reference set, and the noise floor (training set vs reference set)
