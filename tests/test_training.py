@@ -429,6 +429,43 @@ def test_dihedral_map_learns_what_a_distance_network_cannot(chiral):
         ForceMatching(CGSchNet(**ARCHITECTURE), PriorSet(4, terms=[]), [0, 1, 1, 0], dihedral_map=1)
 
 
+def test_bonds_plus_map_exclusions_leave_the_torsions_to_the_map(chiral):
+    """exclusions='bonds+map' hides from the network every pair whose distance depends on a mapped
+    dihedral, so the network's energy cannot change with phi and psi (it can with 'bonds'), and the
+    map alone learns the torsion landscape."""
+    from openmmcgml.analysis.marginal import _chain_positions
+
+    priors, true_sin, x, runs, exact = (chiral[k] for k in ("priors", "true_sin", "x", "runs", "exact"))
+    bonds = [tuple(b) for b in priors.bonds.tolist()]
+    torch.manual_seed(3)
+    fm = ForceMatching(CGSchNet(**ARCHITECTURE), priors, BEAD_TYPES, "bonds+map", lr=3e-3, batch_size=32,
+                       max_epochs=12, patience=None, validation_trajectories=[3], num_threads=1, dihedral_map=1)
+    assert fm.exclusions == bonds + [(0, 3), (1, 4), (0, 4)]
+    # one set of bonds and angles, 50 (phi, psi): the network sees the same distances in all of them
+    rng = np.random.default_rng(0)
+    dihedrals = rng.uniform(-np.pi, np.pi, size=(50, 2))
+    frames = _chain_positions(np.full((50, 4), 0.145), np.full((50, 3), 2.0), dihedrals)
+    blind = fm.model(torch.as_tensor(frames, dtype=torch.float32), fm.topology).detach().numpy()
+    assert np.ptp(blind) < 1e-4 * max(1.0, np.abs(blind).max())
+    seeing = ForceMatching(fm.model, priors, BEAD_TYPES, "bonds", dihedral_map=1)
+    assert np.ptp(seeing.model(torch.as_tensor(frames, dtype=torch.float32), seeing.topology).detach().numpy()) > 1e-3
+
+    fm.fit(x, exact + np.random.default_rng(1).normal(scale=5.0, size=exact.shape), runs)
+    np.testing.assert_allclose(fm.dihedral_map_coefficients_[1], true_sin, atol=1.0)
+    cg = fm.fetch_model(masses=[110.0] * N_BEADS)
+    assert [tuple(p) for p in cg.exclusions] == fm.exclusions
+    np.testing.assert_allclose(cg.energy_and_forces(x[:20])[1].numpy(), fm.predict(x[:20]), rtol=1e-4, atol=1e-3)
+
+    six = PriorSet(6, [[0, 1], [1, 2], [2, 3], [3, 4], [4, 5]], [])
+    longer = ForceMatching(CGSchNet(**ARCHITECTURE), six, [0, 1, 2, 1, 2, 0], "bonds+map", dihedral_map=1)
+    assert sorted(map(tuple, map(sorted, longer.exclusions))) == sorted(
+        [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5), (0, 3), (1, 4), (2, 5), (0, 4), (1, 5)])
+    with pytest.raises(ValueError, match="there is no map"):
+        ForceMatching(CGSchNet(**ARCHITECTURE), priors, BEAD_TYPES, "bonds+map")
+    with pytest.raises(ValueError, match="exclusions must be one of"):
+        ForceMatching(CGSchNet(**ARCHITECTURE), priors, BEAD_TYPES, "angles", dihedral_map=1)
+
+
 def test_trained_priors_add_to_a_map_the_priors_hold():
     priors = chain_priors()
     pairs = dihedral_pairs(N_BEADS, priors.bonds)

@@ -86,6 +86,9 @@ LOSSES = ("cartesian", "internal")
 FRAME_WEIGHTINGS = ("none", "dihedral_density")
 
 LR_SCHEDULES = ("plateau", "exponential", "cosine", "constant")
+
+#: Named exclusion sets (the ``exclusions`` argument of :class:`ForceMatching`).
+EXCLUSIONS = ("bonds", "bonds+map")
 _CHECKPOINT_FORMAT = "openmm-cgml-force-matching-checkpoint"
 
 
@@ -191,9 +194,12 @@ class ForceMatching(Estimator):
         Fixed prior terms of the molecule; their forces are subtracted from the data.
     bead_types : sequence of int
         Bead type of each of the ``priors.n_beads`` beads.
-    exclusions : "bonds", sequence of (int, int) or None
+    exclusions : "bonds", "bonds+map", sequence of (int, int) or None
         Bead pairs the network leaves out: ``"bonds"`` (default) the pairs of ``priors.bonds``;
-        None or ``[]`` none.
+        ``"bonds+map"`` those and the 1-4 and 1-5 pairs of every tuple of the dihedral map, whose
+        distances are functions of the mapped dihedrals, so that the (phi, psi) free energy is the
+        map's alone (a few hundred coefficients instead of the whole network: far less variance;
+        docs/training.md); None or ``[]`` none.
     lr : float
         Initial learning rate of the Adam optimiser.
     batch_size : int
@@ -304,10 +310,16 @@ class ForceMatching(Estimator):
             raise TypeError(f"priors must be a PriorSet (got {type(priors).__name__})")
         self.model = model
         self.priors = priors
+        if isinstance(dihedral_map, bool) or int(dihedral_map) != dihedral_map or dihedral_map < 0:
+            raise ValueError(f"dihedral_map must be a non-negative integer (got {dihedral_map!r})")
+        self.dihedral_map = int(dihedral_map)
+        self.map_pairs = (dihedral_pairs(priors.n_beads, priors.bonds) if self.dihedral_map
+                          else np.zeros((0, 5), dtype=np.int64))
+        if self.dihedral_map and len(self.map_pairs) == 0:
+            raise ValueError("dihedral_map needs two dihedrals that share three beads, and the priors' bond graph "
+                             "has none")
         if isinstance(exclusions, str):
-            if exclusions != "bonds":
-                raise ValueError(f"exclusions must be 'bonds', a list of pairs or None (got {exclusions!r})")
-            exclusions = [tuple(b) for b in priors.bonds.tolist()]
+            exclusions = self._named_exclusions(exclusions)
         exclusions = [tuple(int(i) for i in pair) for pair in (exclusions or [])]
         if len(bead_types) != priors.n_beads:
             raise ValueError(f"bead_types lists {len(bead_types)} beads but the priors have {priors.n_beads}")
@@ -339,14 +351,6 @@ class ForceMatching(Estimator):
         if num_threads is not None and (int(num_threads) != num_threads or num_threads < 1):
             raise ValueError(f"num_threads must be a positive integer or None (got {num_threads!r})")
         self.num_threads = None if num_threads is None else int(num_threads)
-        if isinstance(dihedral_map, bool) or int(dihedral_map) != dihedral_map or dihedral_map < 0:
-            raise ValueError(f"dihedral_map must be a non-negative integer (got {dihedral_map!r})")
-        self.dihedral_map = int(dihedral_map)
-        self.map_pairs = (dihedral_pairs(priors.n_beads, priors.bonds) if self.dihedral_map
-                          else np.zeros((0, 5), dtype=np.int64))
-        if self.dihedral_map and len(self.map_pairs) == 0:
-            raise ValueError("dihedral_map needs two dihedrals that share three beads, and the priors' bond graph "
-                             "has none")
         self.map_modes = dihedral_map_modes(self.dihedral_map)
         if loss not in LOSSES:
             raise ValueError(f"unknown loss {loss!r}; choose one of {LOSSES}")
@@ -365,6 +369,23 @@ class ForceMatching(Estimator):
         self._described = None
 
     # ---------------------------------------------------------------------- helpers
+
+    def _named_exclusions(self, name: str) -> list:
+        """The pairs of ``exclusions="bonds"`` or ``"bonds+map"``."""
+        if name not in EXCLUSIONS:
+            raise ValueError(f"exclusions must be one of {EXCLUSIONS}, a list of pairs or None (got {name!r})")
+        pairs = [tuple(b) for b in self.priors.bonds.tolist()]
+        if name == "bonds+map":
+            if not self.dihedral_map:
+                raise ValueError("exclusions='bonds+map' leaves the dihedral map's pairs to the map, and there is no "
+                                 "map: set dihedral_map")
+            seen = {tuple(sorted(p)) for p in pairs}
+            for i, j, k, l, m in self.map_pairs.tolist():
+                for pair in ((i, l), (j, m), (i, m)):
+                    if tuple(sorted(pair)) not in seen:
+                        seen.add(tuple(sorted(pair)))
+                        pairs.append(pair)
+        return pairs
 
     @property
     def _torch_dtype(self):

@@ -11,7 +11,9 @@ subcommand uses, into one output folder:
 4. **train**: force matching of a CGSchNet on top of the priors (validation split by run; loss on
    the generalized forces of the chain's internal coordinates), with a
    learned (phi, psi) map alongside it (``dihedral_map``: a network of distances is blind to
-   mirror images, and alanine dipeptide's alpha-R basin is the mirror image of alpha-L);
+   mirror images, and alanine dipeptide's alpha-R basin is the mirror image of alpha-L) that
+   carries the whole (phi, psi) free energy (``exclusions: bonds+map``: far less variance than
+   the network's);
 5. **simulate**: replicas of the trained model, and of the priors alone, started from training frames;
 6. **evaluate**: both against the reference set (phi/psi JS distances, TICA W1, ...), plus the noise
    floor: the training set scored against the reference set, i.e. two independent all-atom sets of
@@ -75,12 +77,14 @@ DEFAULTS = {
     },
     "train": {
         "stride": 1,
+        # the (phi, psi) free energy is the map's alone: the network leaves out the 1-4 and 1-5 pairs
+        "exclusions": "bonds+map",
         "model": {"n_features": 32, "n_filters": 32, "n_rbf": 16, "n_interactions": 2, "cutoff": 1.0,
                   "output_hidden": [32], "activation": "silu"},
-        # the learning curve's settings: ~6,000 steps on 4 x 1 ns, generalized-force loss, map order 4
+        # the learning curve's settings: ~6,000 steps on 4 x 1 ns, generalized-force loss, map order 6
         "training": {"lr": 2e-3, "batch_size": 256, "max_epochs": 50, "patience": None, "lr_schedule": "cosine",
                      "validation_fraction": 0.25, "num_threads": 1, "seed": 0,
-                     "dihedral_map": 4, "loss": "internal"},
+                     "dihedral_map": 6, "loss": "internal"},
     },
     "simulate": {
         "replicas": 40,

@@ -84,13 +84,13 @@ class TrainingSettings(Settings):
 
 
 def _exclusions(value):
-    """``"bonds"``, ``"none"`` or a list of bead pairs."""
-    if value in ("bonds", "none"):
+    """``"bonds"``, ``"bonds+map"``, ``"none"`` or a list of bead pairs."""
+    if value in ("bonds", "bonds+map", "none"):
         return value
     if isinstance(value, str) or not all(isinstance(pair, (list, tuple)) and len(pair) == 2 and
                                          all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in pair)
                                          for pair in value):
-        raise ValueError("not bonds, none or pairs")
+        raise ValueError("not bonds, bonds+map, none or pairs")
     return value
 
 
@@ -115,7 +115,9 @@ class TrainConfig(Settings):
     stride : int
         Use every stride-th frame.
     exclusions : str or list
-        Pairs the network leaves out: ``bonds`` (the priors' bonds), ``none``, or a list of pairs.
+        Pairs the network leaves out: ``bonds`` (the priors' bonds), ``bonds+map`` (those and the
+        1-4 and 1-5 pairs of the dihedral map's tuples: the map alone carries the (phi, psi) free
+        energy), ``none``, or a list of pairs.
     masses : float or list, optional
         amu; None: the dataset's.
     model : ModelSettings
@@ -132,7 +134,7 @@ class TrainConfig(Settings):
     RULES = {
         "data": text(), "priors": text(), "output": text(optional=False), "checkpoint_dir": text(),
         "resume": boolean(), "init_model": text(), "stride": integer(1),
-        "exclusions": Rule("bonds, none or a list of bead pairs [i, j]", _exclusions, optional=True),
+        "exclusions": Rule("bonds, bonds+map, none or a list of bead pairs [i, j]", _exclusions, optional=True),
         "masses": number_list(above=0, scalar=True, optional=True), "progress": boolean(),
         "force_noise": boolean(),
     }
@@ -223,7 +225,7 @@ def run_config(config, *, quiet: bool = False, print_fn=print):
     exclusions = config.exclusions
     if exclusions in (None, "none"):
         exclusions = None
-    elif exclusions != "bonds":
+    elif exclusions not in ("bonds", "bonds+map"):
         exclusions = [tuple(pair) for pair in exclusions]
 
     output = config.output
