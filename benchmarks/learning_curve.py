@@ -45,6 +45,7 @@ METRICS = ("phi_psi_js", "phi_js", "psi_js", "tica_w1_2d", "model_dF_alpha_R_kT"
 #: The training settings of the curve unless --train-set changes them (docs/training.md).
 TRAIN = {
     "stride": 1,
+    "exclusions": "bonds+map",
     "model": {"n_features": 32, "n_filters": 32, "n_rbf": 16, "n_interactions": 2, "cutoff": 1.0,
               "output_hidden": [32], "activation": "silu"},
     "training": {"lr": 2e-3, "batch_size": 256, "patience": None, "lr_schedule": "cosine",
@@ -127,7 +128,7 @@ def density_scores(density, reference) -> dict:
 
 
 def score_one(reference, training_set: str, folder: str, train: dict, md_replicas: int, md_ps: float,
-              burn_in_ps: float, lagtime: int, prior_terms=("bonds", "angles", "repulsion"), n_side: int = 16) -> dict:
+              burn_in_ps: float, lagtime: int, prior_terms=("bonds", "angles"), n_side: int = 16) -> dict:
     """Noise floor, training and scores of one (set, size)."""
     from openmmcgml.analysis import report
     from openmmcgml.analysis.marginal import phi_psi_density
@@ -250,7 +251,7 @@ def main(argv=None):
     parser.add_argument("--md-ps", type=float, default=0.0, help="ps per replica (0: exact scores only)")
     parser.add_argument("--burn-in-ps", type=float, default=250.0, help="ps dropped from each replica")
     parser.add_argument("--lagtime", type=int, default=20, help="TICA lag in reference frames")
-    parser.add_argument("--prior-terms", nargs="+", default=["bonds", "angles", "repulsion"],
+    parser.add_argument("--prior-terms", nargs="+", default=["bonds", "angles"],
                         help="prior terms fitted to each training subset (no torsion prior: the map is learned)")
     parser.add_argument("--n-side", type=int, default=16,
                         help="integration draws per (phi, psi) bin: n_side^2 (phi_psi_density)")

@@ -81,10 +81,10 @@ DEFAULTS = {
         "exclusions": "bonds+map",
         "model": {"n_features": 32, "n_filters": 32, "n_rbf": 16, "n_interactions": 2, "cutoff": 1.0,
                   "output_hidden": [32], "activation": "silu"},
-        # the learning curve's settings: ~6,000 steps on 4 x 1 ns, generalized-force loss, map order 6
+        # the learning curve's settings: ~6,000 steps on 4 x 1 ns, generalized-force loss, map order 4
         "training": {"lr": 2e-3, "batch_size": 256, "max_epochs": 50, "patience": None, "lr_schedule": "cosine",
                      "validation_fraction": 0.25, "num_threads": 1, "seed": 0,
-                     "dihedral_map": 6, "loss": "internal"},
+                     "dihedral_map": 4, "loss": "internal"},
     },
     "simulate": {
         "replicas": 40,
