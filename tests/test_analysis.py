@@ -73,6 +73,19 @@ def test_js_distance_identical_and_disjoint():
     assert js_distance([3, 1, 2], [3, 1, 2]) == 0.0
     assert js_distance([3, 1, 2], [6, 2, 4]) == 0.0  # counts are normalised
     assert js_distance([1, 0, 0, 0], [0, 0, 0, 1]) == pytest.approx(SQRT_LN2, rel=1e-12)
+    # a subnormal probability against an empty bin (a model with all its weight elsewhere): no NaN,
+    # and not the 0 it once rounded to
+    assert js_distance([1e-300, 0.0, 1.0 - 1e-300, 2e-323], [0.5, 0.5, 0.0, 0.0]) == pytest.approx(SQRT_LN2)
+    # against scipy where scipy is well defined
+    from scipy.spatial.distance import jensenshannon
+
+    p, q = np.random.default_rng(5).random((2, 40))
+    q[:8] = 0.0
+    assert js_distance(p, q) == pytest.approx(float(jensenshannon(p, q)), rel=1e-12)
+    with pytest.raises(ValueError, match="NaN"):
+        js_distance([1.0, np.nan], [1.0, 1.0])
+    with pytest.raises(ValueError, match="negative"):
+        js_distance([1.0, -1.0, 1.0], [1.0, 1.0, 1.0])
     rng = np.random.default_rng(0)
     a = rng.normal(size=5000)
     assert histogram_js(a, a) == 0.0

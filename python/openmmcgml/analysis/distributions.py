@@ -52,18 +52,25 @@ def js_distance(p, q) -> float:
     >>> round(js_distance([1, 0], [0, 1]), 4)  # sqrt(ln 2)
     0.8326
     """
-    from scipy.spatial.distance import jensenshannon
+    from scipy.special import rel_entr
 
     p = np.asarray(p, dtype=float).ravel()
     q = np.asarray(q, dtype=float).ravel()
     if p.shape != q.shape:
         raise ValueError(f"histograms differ in shape: {p.shape} vs {q.shape}")
+    if not (np.isfinite(p).all() and np.isfinite(q).all()):
+        raise ValueError("histograms contain NaN or infinite values")
+    if (p < 0).any() or (q < 0).any():
+        raise ValueError("histograms contain negative values")
     if p.sum() <= 0 or q.sum() <= 0:
         return float("nan")
-    value = float(jensenshannon(p, q))
-    # the divergence of (nearly) identical histograms can round to a tiny negative number, whose
-    # square root scipy returns as NaN
-    return value if np.isfinite(value) else 0.0
+    p, q = p / p.sum(), q / q.sum()
+    m = 0.5 * (p + q)
+    # rel_entr is 0 where p is 0 and exact for subnormal probabilities (scipy's jensenshannon
+    # returns NaN for some of those, e.g. a bin of 1e-323 against one of 0)
+    divergence = 0.5 * (rel_entr(p, m).sum() + rel_entr(q, m).sum())
+    # identical histograms can round to a tiny negative divergence
+    return float(np.sqrt(max(divergence, 0.0)))
 
 
 def reference_range(reference, padding: float = 0.1):
