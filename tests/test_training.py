@@ -21,9 +21,7 @@ from openmmcgml.data import Trajectory, TrajectoryMetadata, ranges_to_indices, r
 from openmmcgml.estimator import Callback, ProgressBar, TrainingCheckpoint
 from openmmcgml.models import CGSchNet
 from openmmcgml.priors import (BOLTZMANN, DihedralMap, HarmonicAngles, HarmonicBonds, PriorSet, Repulsion, angle_list,
-                               chain_bonds, chain_internal_coordinates, dihedral_map_modes, dihedral_pairs,
-                               repulsion_pairs)
-from openmmcgml.geometry import generalized_force_operator
+                               chain_bonds, dihedral_map_modes, dihedral_pairs, repulsion_pairs)
 from openmmcgml.training import ForceMatching, check_force_data, plot_loss_curve
 
 T = 300.0
@@ -441,8 +439,7 @@ def test_bonds_plus_map_exclusions_leave_the_torsions_to_the_map(chiral):
     bonds = [tuple(b) for b in priors.bonds.tolist()]
     torch.manual_seed(3)
     fm = ForceMatching(CGSchNet(**ARCHITECTURE), priors, BEAD_TYPES, "bonds+map", lr=3e-3, batch_size=32,
-                       max_epochs=12, patience=None, validation_trajectories=[3], num_threads=1, dihedral_map=1,
-                       loss="internal")
+                       max_epochs=12, patience=None, validation_trajectories=[3], num_threads=1, dihedral_map=1)
     assert fm.exclusions == bonds + [(0, 3), (1, 4), (0, 4)]
     # one set of bonds and angles, 50 (phi, psi): the network sees the same distances in all of them
     rng = np.random.default_rng(0)
@@ -453,39 +450,9 @@ def test_bonds_plus_map_exclusions_leave_the_torsions_to_the_map(chiral):
     seeing = ForceMatching(fm.model, priors, BEAD_TYPES, "bonds", dihedral_map=1)
     assert np.ptp(seeing.model(torch.as_tensor(frames, dtype=torch.float32), seeing.topology).detach().numpy()) > 1e-3
 
-    noisy = exact + np.random.default_rng(1).normal(scale=5.0, size=exact.shape)
-    fm.fit(x, noisy, runs)
-    # the torques are the map's alone: its coefficients are the least-squares optimum, fixed, the
-    # same for any training seed, and close to the truth
-    assert fm.map_fit_.startswith("least squares (fixed")
-    cos, sin = fm.dihedral_map_coefficients_
-    np.testing.assert_allclose(sin, true_sin, atol=0.3)
-    np.testing.assert_allclose(cos, 0.0, atol=0.3)
-    torch.manual_seed(4)
-    other = ForceMatching(CGSchNet(**ARCHITECTURE), priors, BEAD_TYPES, "bonds+map", lr=3e-3, batch_size=32,
-                          max_epochs=2, patience=None, validation_trajectories=[3], num_threads=1, dihedral_map=1,
-                          seed=5, loss="internal")
-    other.fit(x, noisy, runs)
-    np.testing.assert_allclose(other.dihedral_map_coefficients_[1], sin, rtol=0, atol=1e-4)
-    # the optimum, checked from outside: the weighted internal-coordinate objective over the
-    # training frames, from the public predictions, grows whichever way the map moves
-    train = np.setdiff1d(np.arange(len(x)), fm.validation_frames_)
-    operators = generalized_force_operator(x[train], *chain_internal_coordinates(N_BEADS, priors.bonds)).numpy()
-    target = np.einsum("fij,fj->fi", operators, noisy[train].reshape(len(train), -1))
-    weights = 1.0 / fm.internal_force_std_ ** 2
-
-    def objective():
-        predicted = np.einsum("fij,fj->fi", operators, fm.predict(x[train]).reshape(len(train), -1))
-        return float((weights * (predicted - target) ** 2).mean())
-
-    best, optimum = objective(), fm._map.detach().clone()
-    for direction in np.random.default_rng(2).normal(size=(4,) + tuple(optimum.shape)):
-        for sign in (1, -1):
-            fm._map.data.copy_(optimum + sign * 0.02 * torch.as_tensor(direction, dtype=optimum.dtype))
-            assert objective() > best
-    fm._map.data.copy_(optimum)
+    fm.fit(x, exact + np.random.default_rng(1).normal(scale=5.0, size=exact.shape), runs)
+    np.testing.assert_allclose(fm.dihedral_map_coefficients_[1], true_sin, atol=1.0)
     cg = fm.fetch_model(masses=[110.0] * N_BEADS)
-    assert cg.metadata["force_matching"]["dihedral_map"]["fit"] == fm.map_fit_
     assert [tuple(p) for p in cg.exclusions] == fm.exclusions
     np.testing.assert_allclose(cg.energy_and_forces(x[:20])[1].numpy(), fm.predict(x[:20]), rtol=1e-4, atol=1e-3)
 

@@ -640,18 +640,6 @@ class ForceMatching(Estimator):
             run.w_val = torch.as_tensor(weights[run.val_frames], dtype=dtype, device=device)
 
         extra = self._init_map(dtype, device)
-        self.map_fit_ = "trained" if self._map is not None else None
-        if self._map is not None and self.loss == "internal":
-            # The map's torques are linear in its coefficients: start from their least-squares optimum.
-            # A network that cannot see the dihedrals adds no torque, so that optimum is the map's
-            # optimum of the whole objective, and the map stays fixed (no optimiser noise on it).
-            self._map.data.copy_(torch.as_tensor(self._least_squares_map(x, target, run), dtype=dtype))
-            if self._network_sees_dihedrals():
-                self.map_fit_ = "least squares, then trained"
-            else:
-                self.map_fit_ = "least squares (fixed: the network cannot see the dihedrals)"
-                self._map.requires_grad_(False)
-                extra = []
         run.optimizer = torch.optim.Adam(list(self.model.parameters()) + extra, lr=self.lr,
                                          weight_decay=self.weight_decay)
         run.scheduler = self._make_scheduler(run.optimizer)
@@ -666,66 +654,6 @@ class ForceMatching(Estimator):
             run.bad_epochs = saved["bad_epochs"]
             run.best_state = {"model": saved["best_model"], "map": saved.get("best_map")}
             run.stopped_early = saved["stopped_early"]
-
-    def _network_sees_dihedrals(self) -> bool:
-        """Whether the network sees a pair of beads three or more bonds apart (whose distance
-        depends on a dihedral) or beads of no common bond graph."""
-        import scipy.sparse
-        import scipy.sparse.csgraph
-
-        n = self.priors.n_beads
-        bonds = np.asarray(self.priors.bonds, dtype=np.int64).reshape(-1, 2)
-        graph = scipy.sparse.coo_matrix((np.ones(len(bonds)), (bonds[:, 0], bonds[:, 1])), shape=(n, n))
-        hops = scipy.sparse.csgraph.shortest_path(graph, unweighted=True, directed=False)
-        excluded = {tuple(sorted(p)) for p in self.exclusions}
-        return any(hops[i, j] >= 3 for i in range(n) for j in range(i + 1, n) if (i, j) not in excluded)
-
-    def _least_squares_map(self, x, target, run: _Run) -> np.ndarray:
-        """Map coefficients (in MAP_UNIT, shape of ``self._map``) that minimise the dihedral terms of
-        the internal loss over the training frames: a weighted linear least-squares problem, since
-        the map's torque on each dihedral is linear in its coefficients."""
-        import torch
-
-        _, _, dihedrals = self.internal_coordinates
-        offset = len(self.internal_coordinates[0]) + len(self.internal_coordinates[1])
-        position = {}
-        for k, d in enumerate(dihedrals.tolist()):
-            position[tuple(d)] = position[tuple(d[::-1])] = k
-        tuples = self.map_pairs.tolist()
-        columns = [(position[tuple(t[:4])], position[tuple(t[1:])]) for t in tuples]
-        modes = np.asarray(self.map_modes, dtype=np.float64)
-        n_modes, n_dihedrals = len(modes), len(dihedrals)
-        n_parameters = len(tuples) * 2 * n_modes
-        batch = max(1, 20_000_000 // (n_dihedrals * n_parameters))  # frames per design block (~160 MB)
-        weights = run.loss_weights.double().cpu().numpy()[offset:]
-        frames = np.asarray(run.train_frames)
-        frame_weights = None if run.w_train is None else run.w_train.double().cpu().numpy()
-        normal, rhs = np.zeros((n_parameters, n_parameters)), np.zeros(n_parameters)
-        for start in range(0, len(frames), batch):
-            chosen = frames[start:start + batch]
-            xb = np.asarray(x[chosen], dtype=np.float64)
-            operators = generalized_force_operator(xb, *self.internal_coordinates)
-            generalized = torch.einsum("fij,fj->fi", operators, torch.as_tensor(
-                np.asarray(target[chosen], dtype=np.float64)).reshape(len(chosen), -1)).numpy()[:, offset:]
-            design = np.zeros((len(chosen), n_dihedrals, len(tuples), 2, n_modes))
-            for t, (five, (phi_column, psi_column)) in enumerate(zip(tuples, columns)):
-                phi = compute_dihedrals(xb, np.asarray([five[:4]]))[:, 0]
-                psi = compute_dihedrals(xb, np.asarray([five[1:]]))[:, 0]
-                argument = phi[:, None] * modes[:, 0] + psi[:, None] * modes[:, 1]
-                cos, sin = np.cos(argument), np.sin(argument)
-                # -dE/dq of MAP_UNIT * (a cos(arg) + b sin(arg)) for q = phi (factor m) and psi (factor n)
-                for column, factor in ((phi_column, modes[:, 0]), (psi_column, modes[:, 1])):
-                    design[:, column, t, 0] += MAP_UNIT * factor * sin
-                    design[:, column, t, 1] -= MAP_UNIT * factor * cos
-            design = design.reshape(len(chosen), n_dihedrals, n_parameters)
-            scale = np.broadcast_to(weights, (len(chosen), n_dihedrals)).copy()
-            if frame_weights is not None:
-                scale *= frame_weights[start:start + batch, None]
-            normal += np.einsum("fdp,fd,fdq->pq", design, scale, design)
-            rhs += np.einsum("fdp,fd,fd->p", design, scale, generalized)
-        ridge = 1e-10 * max(np.trace(normal) / n_parameters, 1e-300)
-        solution = np.linalg.solve(normal + ridge * np.eye(n_parameters), rhs)
-        return solution.reshape(len(tuples), 2, n_modes)
 
     def _prepare_internal_loss(self, run: _Run, x, target) -> None:
         """Generalized-force operators of the training and validation frames, and the weight of each
@@ -950,8 +878,7 @@ class ForceMatching(Estimator):
         summary = {"force_matching": {"settings": self._settings(), "best_epoch": self.best_epoch_,
                                       "dihedral_map": {"pairs": self.map_pairs.tolist(), "modes": self.map_modes,
                                                        "cos": self.dihedral_map_coefficients_[0].tolist(),
-                                                       "sin": self.dihedral_map_coefficients_[1].tolist(),
-                                                       "fit": getattr(self, "map_fit_", None)},
+                                                       "sin": self.dihedral_map_coefficients_[1].tolist()},
                                       "best_val_loss": self.best_val_loss_,
                                       "best_val_force_mse": getattr(self, "best_val_force_mse_", self.best_val_loss_),
                                       "epochs": len(self.history_),
