@@ -17,7 +17,7 @@ or --set, e.g.
   cgml demo --set oracle.n_steps=2000000 --set simulate.replicas=40 --output long-demo
 
 examples:
-  cgml demo                      # 4.1 minutes on 2 cores (README), into ./cgml-demo
+  cgml demo                      # 5 minutes on 2 cores (README), into ./cgml-demo
   cgml demo --quick -o /tmp/d    # tiny settings: the whole chain in well under a minute
   cgml demo --fresh train        # redo the training and everything after it
 """
@@ -31,7 +31,7 @@ def register(subparsers):
     parser = subparsers.add_parser(
         "demo",
         help="the whole workflow on alanine dipeptide: AA oracle -> CG map -> priors -> training -> CG simulation "
-        "-> evaluation against the AA reference (4.1 minutes on 2 CPU cores)",
+        "-> evaluation against the AA reference (5 minutes on 2 CPU cores)",
         description="Run every stage of the workflow on alanine dipeptide with small built-in settings and print a "
         "table of metrics (phi/psi JS distances, TICA W1, ...) for the trained model, for the priors alone, and "
         "for two independent all-atom sets (the noise floor). Resumable; see openmmcgml.workflow.",
