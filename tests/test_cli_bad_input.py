@@ -79,7 +79,7 @@ def test_every_numeric_setting_is_checked(capsys, command, name, value):
     ("train", "training.batch_size=0", "'training.batch_size' must be an integer >= 1 (got 0)"),
     ("train", "model.activation=relu", "'model.activation' must be one of ssp, tanh, silu"),
     ("train", "model.output_hidden=[8, -1]", "'model.output_hidden' must be a list of integers >= 1; entry 1"),
-    ("train", "exclusions=[[0]]", "'exclusions' must be bonds, none or a list of bead pairs"),
+    ("train", "exclusions=[[0]]", "'exclusions' must be bonds, bonds+map, none or a list of bead pairs"),
     ("train", "masses=-3", "'masses' must be a number > 0 or a list of numbers > 0"),
     ("evaluate", "discard=1", "'discard' must be a number >= 0 and < 1 (got 1)"),
     ("map", "compression=zip", "'compression' must be one of gzip, lzf or null"),
