@@ -109,13 +109,14 @@ def epochs_for(training_set: str, train: dict, max_steps: int) -> int:
     return max(1, math.ceil(max_steps / math.ceil(n_train / train["training"]["batch_size"])))
 
 
-def density_scores(density, reference) -> dict:
+def density_scores(density, reference_angles) -> dict:
     """The angle scores of a model straight from its exact density (no sampling noise on the
-    model's side), under the names :func:`~openmmcgml.analysis.report.report` gives them; the
-    TICA scores stay with the resampled configurations."""
-    from openmmcgml.analysis.marginal import _phi_psi_of, angle_scores
+    model's side) against the reference's (phi, psi), under the names
+    :func:`~openmmcgml.analysis.report.report` gives them; the TICA scores stay with the resampled
+    configurations."""
+    from openmmcgml.analysis.marginal import angle_scores
 
-    scores = angle_scores(density, _phi_psi_of(reference))
+    scores = angle_scores(density, reference_angles)
     result = {"phi_psi_js": scores["exact_phi_psi_js"], "phi_js": scores["exact_phi_js"],
               "psi_js": scores["exact_psi_js"], "exact_min_effective_samples": scores["exact_min_effective_samples"],
               "scored_from": "density"}
@@ -127,9 +128,10 @@ def density_scores(density, reference) -> dict:
     return result
 
 
-def score_one(reference, training_set: str, folder: str, train: dict, md_replicas: int, md_ps: float,
-              burn_in_ps: float, lagtime: int, prior_terms=("bonds", "angles"), n_side: int = 16) -> dict:
-    """Noise floor, training and scores of one (set, size)."""
+def score_one(reference, reference_angles, training_set: str, folder: str, train: dict, md_replicas: int,
+              md_ps: float, burn_in_ps: float, lagtime: int, prior_terms=("bonds", "angles"), n_side: int = 16) -> dict:
+    """Noise floor, training and scores of one (set, size); ``reference_angles`` are the
+    reference's (phi, psi), read once for every model."""
     from openmmcgml.analysis import report
     from openmmcgml.analysis.marginal import phi_psi_density
     from openmmcgml.cgmodel import CGModel
@@ -143,7 +145,7 @@ def score_one(reference, training_set: str, folder: str, train: dict, md_replica
             result = json.load(handle)
         if result["exact"].get("scored_from") != "density":  # written before the scores came from the density
             density = phi_psi_density(CGModel.load(os.path.join(folder, "model.pt")), n_side=n_side)
-            result["exact"].update(density_scores(density, reference))
+            result["exact"].update(density_scores(density, reference_angles))
             with atomic_write(result_path, "w") as handle:
                 json.dump(result, handle, indent=1, default=float)
         return result
@@ -168,7 +170,7 @@ def score_one(reference, training_set: str, folder: str, train: dict, md_replica
     model = CGModel.load(model_path)
     density = phi_psi_density(model, n_side=n_side, keep_positions=True)
     exact = report(reference, density.sample(50000, seed=1), None, discard=0.0, plots=False, lagtime=lagtime)
-    exact.update(density_scores(density, reference))
+    exact.update(density_scores(density, reference_angles))
     timings["exact"] = time.perf_counter() - start
     result = {"training_set": training_set, "floor": floor, "exact": exact,
               "training": {k: model.metadata["force_matching"][k] for k in ("best_epoch", "epochs",
@@ -259,10 +261,13 @@ def main(argv=None):
 
     import copy
 
+    from openmmcgml.analysis.marginal import _phi_psi_of
+
     train = copy.deepcopy(TRAIN)
     for assignment in args.train_set:
         _set_nested(train, assignment)
     reference = args.reference.split(",")
+    reference_angles = _phi_psi_of(reference)
     os.makedirs(args.output, exist_ok=True)
     results = {}
     sizes = [f"{s:g}" for s in args.sizes]
@@ -276,8 +281,8 @@ def main(argv=None):
             if "max_epochs" not in settings["training"]:
                 settings["training"]["max_epochs"] = epochs_for(training_set, settings, args.max_steps)
             start = time.perf_counter()
-            result = score_one(reference, training_set, folder, settings, args.md_replicas, args.md_ps,
-                               args.burn_in_ps, args.lagtime, args.prior_terms, args.n_side)
+            result = score_one(reference, reference_angles, training_set, folder, settings, args.md_replicas,
+                               args.md_ps, args.burn_in_ps, args.lagtime, args.prior_terms, args.n_side)
             results.setdefault(size, []).append(result)
             print(f"{name} 4 x {size} ns: floor 2-D JS {result['floor']['phi_psi_js']:.3f}, model (exact) "
                   f"{result['exact']['phi_psi_js']:.3f}" +

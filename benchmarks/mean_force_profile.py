@@ -22,8 +22,6 @@ import argparse
 
 import numpy as np
 
-KT_PER_KELVIN = 0.0083144626
-
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -37,14 +35,13 @@ def main(argv=None):
     from openmmcgml.analysis.geometry import alanine_phi_psi
     from openmmcgml.data import read_trajectory
     from openmmcgml.geometry import generalized_force_operator
-    from openmmcgml.priors import chain_internal_coordinates
+    from openmmcgml.priors import BOLTZMANN, chain_bonds, chain_internal_coordinates
 
     data = read_trajectory(args.data, frames=slice(None, None, args.stride), resolution="coarse-grained")
     if data.n_particles != 5:
         raise SystemExit(f"{args.data} has {data.n_particles} beads; this diagnostic is for alanine's 5")
-    kT = KT_PER_KELVIN * float(data.metadata.temperature or 300.0)
-    operator = generalized_force_operator(data.coordinates, *chain_internal_coordinates(5, [[0, 1], [1, 2], [2, 3],
-                                                                                            [3, 4]])).numpy()
+    kT = BOLTZMANN * float(data.metadata.temperature or 300.0)
+    operator = generalized_force_operator(data.coordinates, *chain_internal_coordinates(5, chain_bonds(5))).numpy()
     torques = np.einsum("fij,fj->fi", operator, data.forces.reshape(data.n_frames, -1))[:, 7:9]
     model_torques = None
     if args.model:

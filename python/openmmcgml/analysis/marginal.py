@@ -268,12 +268,11 @@ def phi_psi_density(model, *, temperature: Optional[float] = None, bins: int = 5
 def _phi_psi_of(data, discard: float = 0.0):
     """(phi, psi) of every frame of ``data`` (anything :func:`~openmmcgml.analysis.tica.as_runs`
     reads, or a list of trajectory files), the first ``discard`` of each run dropped."""
-    import os
-
     from .geometry import alanine_phi_psi
+    from .report import _is_path_list
     from .tica import as_runs
 
-    if isinstance(data, (list, tuple)) and data and all(isinstance(p, (str, os.PathLike)) for p in data):
+    if _is_path_list(data):
         runs = [run for path in data for run in as_runs(path)]
     else:
         runs = as_runs(data)

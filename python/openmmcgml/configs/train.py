@@ -84,8 +84,10 @@ class TrainingSettings(Settings):
 
 
 def _exclusions(value):
-    """``"bonds"``, ``"bonds+map"``, ``"none"`` or a list of bead pairs."""
-    if value in ("bonds", "bonds+map", "none"):
+    """A named set of :data:`~openmmcgml.training.EXCLUSIONS`, ``"none"`` or a list of bead pairs."""
+    from ..training import EXCLUSIONS
+
+    if value in EXCLUSIONS or value == "none":
         return value
     if isinstance(value, str) or not all(isinstance(pair, (list, tuple)) and len(pair) == 2 and
                                          all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in pair)
@@ -180,7 +182,7 @@ def run_config(config, *, quiet: bool = False, print_fn=print):
     from ..estimator import LOSS_PNG_NAME, ProgressBar, TrainingCheckpoint, write_loss_plot
     from ..models import CGSchNet
     from ..priors import PriorSet
-    from ..training import ForceMatching
+    from ..training import EXCLUSIONS, ForceMatching
 
     config = TrainConfig.from_dict(config)
     if not config.data:
@@ -225,7 +227,7 @@ def run_config(config, *, quiet: bool = False, print_fn=print):
     exclusions = config.exclusions
     if exclusions in (None, "none"):
         exclusions = None
-    elif exclusions not in ("bonds", "bonds+map"):
+    elif exclusions not in EXCLUSIONS:
         exclusions = [tuple(pair) for pair in exclusions]
 
     output = config.output
