@@ -269,8 +269,7 @@ def _phi_psi_of(data, discard: float = 0.0):
     """(phi, psi) of every frame of ``data`` (anything :func:`~openmmcgml.analysis.tica.as_runs`
     reads, or a list of trajectory files), the first ``discard`` of each run dropped."""
     from .geometry import alanine_phi_psi
-    from .report import _is_path_list
-    from .tica import as_runs
+    from .tica import _is_path_list, as_runs
 
     if _is_path_list(data):
         runs = [run for path in data for run in as_runs(path)]

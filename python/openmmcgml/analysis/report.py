@@ -15,7 +15,7 @@ from .basins import ALANINE_BASINS, basin_metrics
 from .distributions import histogram_js, histogram_js_2d
 from .geometry import (NativeContacts, alanine_phi_psi, bond_angles, bond_lengths, dihedral_angles, frames,
                        radius_of_gyration, rmsd)
-from .tica import TICAMetrics, as_runs, integrated_autocorrelation_time
+from .tica import TICAMetrics, _is_path_list, as_runs, integrated_autocorrelation_time
 
 __all__ = ["ALANINE_BEADS", "detect_kind", "format_metrics", "load_native", "noise_floor", "read_reference_files",
            "report"]
@@ -74,11 +74,6 @@ def _autocorrelation_time(series):
         warnings.simplefilter("always")
         tau = integrated_autocorrelation_time(series)
     return None if caught or not np.isfinite(tau) else float(tau)
-
-
-def _is_path_list(value) -> bool:
-    return (isinstance(value, (list, tuple)) and len(value) > 0
-            and all(isinstance(v, str) or hasattr(v, "__fspath__") for v in value))
 
 
 def read_reference_files(paths):

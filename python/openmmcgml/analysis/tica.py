@@ -13,6 +13,12 @@ from .geometry import pairwise_distances
 __all__ = ["TICAMetrics", "as_runs", "autocorrelation", "integrated_autocorrelation_time", "msm_implied_timescales"]
 
 
+def _is_path_list(value) -> bool:
+    """Whether ``value`` is a non-empty list of file paths (several trajectory files)."""
+    return (isinstance(value, (list, tuple)) and len(value) > 0
+            and all(isinstance(v, str) or hasattr(v, "__fspath__") for v in value))
+
+
 def as_runs(data, stride: int = 1, start: int = 0) -> list:
     """Frames as a list of runs, each an array (n_frames, n_beads, 3) in time order.
 
