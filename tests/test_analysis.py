@@ -269,6 +269,9 @@ def test_report_ca_chain_with_native():
     # the noise (0.03 nm per coordinate) keeps the folded frames near 0.5 Å of native, and the
     # extended chain is several Å away: half the model's frames are folded, all the reference's
     assert metrics["folded_fraction_reference"] == 1.0 and metrics["folded_fraction_model"] == 0.5
+    # block errors: the model's one run in 4 blocks of 100 frames (folded 1, 1, 0, 0): std / sqrt(4)
+    assert metrics["folded_fraction_model_error"] == pytest.approx(np.std([1, 1, 0, 0], ddof=1) / 2, rel=1e-12)
+    assert metrics["folded_fraction_reference_error"] == 0.0
 
 
 def test_cli_evaluate_example_config(tmp_path, capsys):

@@ -369,3 +369,31 @@ def test_a_reference_in_several_files_scores_as_one(tmp_path, capsys):
     assert json.load(open(output / "metrics.json"))["n_reference_frames"] == 200
     assert main(["evaluate", config, "--quiet", "--set", "reference=[]", "--set", f"samples={samples}"]) != 0
     assert "reference" in capsys.readouterr().err
+
+
+def test_state_populations_equal_blocks_match_the_textbook_standard_error():
+    """With equal blocks the error is the standard deviation of the block means over sqrt(B)."""
+    from openmmcgml.analysis.basins import state_populations
+
+    rng = np.random.default_rng(7)
+    runs = [(rng.random(100) < 0.3).astype(int) for _ in range(4)]
+    result = state_populations(runs, names=("unfolded", "folded"), n_blocks_per_run=5)
+    block_means = np.array([block.mean() for run in runs for block in np.split(run, 5)])
+    assert result.n_blocks == 20 and result.block_frames == 20
+    assert result.population("folded")[0] == pytest.approx(np.concatenate(runs).mean(), abs=1e-15)
+    assert result.population("folded")[1] == pytest.approx(block_means.std(ddof=1) / np.sqrt(20), rel=1e-12)
+    assert result.errors[0] == pytest.approx(result.errors[1], rel=1e-12)  # two states: same error
+
+
+def test_state_populations_refuses_labels_that_are_not_state_indices():
+    from openmmcgml.analysis.basins import state_populations
+
+    names = ("unfolded", "folded")
+    with pytest.raises(ValueError, match="non-negative integers"):
+        state_populations([np.array([0, -1, 1, 0])], names=names, n_blocks_per_run=2)
+    with pytest.raises(ValueError, match="non-negative integers"):
+        state_populations([np.array([0.0, 0.5, 1.0, 0.0])], names=names, n_blocks_per_run=2)
+    with pytest.raises(ValueError, match="non-negative integers"):
+        state_populations([np.array([0.0, np.nan, 1.0, 0.0])], names=names, n_blocks_per_run=2)
+    with pytest.raises(ValueError, match="2 state names given for labels up to 2"):
+        state_populations([np.array([0, 2, 1, 0])], names=names, n_blocks_per_run=2)

@@ -61,8 +61,8 @@ def test_chignolin_configs_chain_by_their_paths():
     assert priors["data"] == oracle["cg_output"] == train["data"] == simulate["initial"]["reference"]
     assert evaluate["reference"] == reference["cg_output"] != oracle["cg_output"]
     assert reference["seed"] != oracle["seed"] and reference["output"] != oracle["output"]
-    assert {k: v for k, v in reference.items() if k not in ("output", "cg_output", "seed", "n_runs")} == \
-        {k: v for k, v in oracle.items() if k not in ("output", "cg_output", "seed", "n_runs")}
+    assert {k: v for k, v in reference.items() if k not in ("output", "cg_output", "seed", "n_runs", "n_steps")} == \
+        {k: v for k, v in oracle.items() if k not in ("output", "cg_output", "seed", "n_runs", "n_steps")}
     assert train["priors"] == priors["output"] and simulate["model"] == train["output"]
     assert evaluate["samples"] == simulate["output"] and evaluate["kind"] == "ca"
 
@@ -123,8 +123,18 @@ def test_chignolin_config_chain_runs(tmp_path, monkeypatch, capsys):
     _run_chain(CHIGNOLIN_CHAIN, capsys, extra={"evaluate": [f"native={native}"]})
     _assert_effective_configs_written(CHIGNOLIN_CHAIN, capsys, extra={"evaluate": [f"native={native}"]})
     metrics = _metrics("evaluate-chignolin.yaml")
-    assert metrics["kind"] == "ca" and metrics["n_reference_frames"] == 20 and metrics["n_model_frames"] == 18
+    assert metrics["kind"] == "ca" and metrics["n_reference_frames"] == 40 and metrics["n_model_frames"] == 18
     assert 0.0 <= metrics["folded_fraction_model"] <= 1.0 and metrics["folded_fraction_reference"] == 1.0
+    assert metrics["folded_fraction_reference_error"] == 0.0
+    # the baseline beside the trained model: the fitted priors, no network, no learned map
+    from openmmcgml.cgmodel import CGModel
+    from openmmcgml.priors import PriorSet
+
+    baseline, trained = CGModel.load("models/chignolin-priors-only.pt"), CGModel.load("models/chignolin.pt")
+    assert not baseline.has_network and trained.has_network
+    assert sorted(baseline.priors.terms) == sorted(PriorSet.load("models/chignolin-priors.json").terms) == \
+        ["angles", "bonds", "repulsion"]
+    assert "dihedral_map" in trained.priors.terms
     assert all(math.isfinite(metrics[key]) for key in ("tica_w1_2d", "q_mean_model", "rmsd_mean_model"))
 
 

@@ -421,14 +421,12 @@ def _stage_train(config, files, progress, say):
     from .configs import train
     from .priors import PriorSet
 
+    # with the baseline: the fitted priors alone (no network, no learned map), same beads and masses
     settings = {**config["train"], "data": files["training_cg"], "priors": files["priors"], "output": files["model"],
-                "checkpoint_dir": files["training_dir"], "init_model": None, "resume": True, "progress": True}
-    trained = train.run_config(settings, quiet=not progress, print_fn=lambda text: say("  " + text))
-    # The baseline: the fitted priors alone (no network, no learned sine terms), same beads and masses.
+                "priors_only_output": files["priors_only_model"], "checkpoint_dir": files["training_dir"],
+                "init_model": None, "resume": True, "progress": True}
+    train.run_config(settings, quiet=not progress, print_fn=lambda text: say("  " + text))
     fitted = PriorSet.load(files["priors"])
-    baseline = trained.priors_only(priors=fitted)
-    baseline.save(files["priors_only_model"])
-    say(f"  priors-only model (the fitted priors, no learned terms) -> {files['priors_only_model']}")
     history = CGModel.load(files["model"]).metadata["force_matching"]
     # the same validation frames with the priors alone (the network's and sine terms' forces left out)
     import numpy as np

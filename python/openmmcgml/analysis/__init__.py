@@ -28,7 +28,7 @@ from .distributions import (free_energy_1d, free_energy_2d, histogram_js, histog
 from .geometry import (NativeContacts, alanine_phi_psi, bond_angles, bond_lengths, build_chain, dihedral_angles,
                        frames, pairwise_distances, radius_of_gyration, rmsd)
 from .basins import (ALANINE_BASINS, BasinPopulations, assign_basins, basin_free_energies, basin_metrics,
-                     basin_populations)
+                     basin_populations, state_populations)
 from .report import (ALANINE_BEADS, detect_kind, format_metrics, load_native, noise_floor, read_reference_files,
                      report)
 from .tica import TICAMetrics, as_runs, autocorrelation, integrated_autocorrelation_time, msm_implied_timescales
@@ -69,6 +69,7 @@ __all__ = [
     "reference_range",
     "report",
     "rmsd",
+    "state_populations",
     "w1_kde_1d",
     "w1_kde_2d",
     "w1_samples_1d",

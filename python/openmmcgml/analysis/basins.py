@@ -6,7 +6,9 @@ The basins partition the whole (phi, psi) torus; angles in degrees, wrapped to [
 * ``beta`` (including PPII): ``phi < 0`` and (``psi >= 50`` or ``psi <= -120``);
 * ``alpha_L``: ``phi >= 0`` (alpha-L and the rarely visited C7ax region together).
 
-:func:`assign_basins` labels frames with the index of their basin in :data:`ALANINE_BASINS`.
+:func:`assign_basins` labels frames with the index of their basin in :data:`ALANINE_BASINS`;
+:func:`basin_populations` counts them with block-averaged errors, and :func:`state_populations`
+does the same for any per-frame labels (e.g. folded / unfolded chignolin).
 
 Examples
 --------
@@ -33,6 +35,7 @@ __all__ = [
     "basin_free_energies",
     "basin_metrics",
     "basin_populations",
+    "state_populations",
 ]
 
 #: Basin names, in the order of the labels :func:`assign_basins` returns (0, 1, 2).
@@ -159,13 +162,12 @@ def _as_run_list(values, name: str) -> list:
     return runs
 
 
-def basin_populations(phi, psi, *, units: str, n_blocks_per_run: Optional[int] = None,
-                      names: Sequence[str] = ALANINE_BASINS) -> BasinPopulations:
-    """Population of each alanine basin with a block-averaged standard error.
+def state_populations(labels, *, names: Sequence[str], n_blocks_per_run: Optional[int] = None) -> BasinPopulations:
+    """Population of each state with a block-averaged standard error, from per-frame state labels.
 
     Each run is cut into ``n_blocks_per_run`` consecutive blocks of (nearly) equal length in time;
     the blocks of all runs are pooled.  The population is the fraction of all frames in the
-    basin (the block means weighted by block length), and its variance is estimated from the
+    state (the block means weighted by block length), and its variance is estimated from the
     scatter of the block means about it (the ratio estimator
     ``sum w_b^2 (m_b - p)^2 / (sum w_b)^2 * B / (B - 1)`` over the ``B`` blocks, equal to
     ``var(m_b) / B`` for equal blocks).
@@ -173,10 +175,81 @@ def basin_populations(phi, psi, *, units: str, n_blocks_per_run: Optional[int] =
     Why both kinds of blocks: independent runs are exactly independent samples, but 8 runs give a
     standard error with only 7 degrees of freedom (itself uncertain by about 25%); blocks in time
     add degrees of freedom and are nearly independent once a block is much longer than the
-    integrated autocorrelation time of the basin indicator.  For alanine dipeptide at 300 K the
-    slowest process (entering and leaving alpha-L) takes nanoseconds, so keep blocks of several
-    nanoseconds: the default, one block per run when there are 8 runs or more, else 4 blocks per
-    run, is right for 8 x 25 ns (blocks of 25 ns) and for short test sets alike.  With 25 ns runs
+    integrated autocorrelation time of the state indicator.  Keep blocks several times longer than
+    the slowest exchange between the states: the default, one block per run when there are 8 runs
+    or more, else 4 blocks per run, suits alanine dipeptide's 8 x 25 ns reference (alpha-L is
+    entered and left over nanoseconds) and short test sets alike.
+
+    Parameters
+    ----------
+    labels : array_like of int (n_frames,) or list of such arrays
+        State index of every frame of one run, or one array per independent run, in time order;
+        ``k`` stands for ``names[k]``.
+    names : sequence of str
+        State names in label order.
+    n_blocks_per_run : int, optional
+        Blocks in time per run (default: 1 with 8 or more runs, else 4).
+
+    Returns
+    -------
+    BasinPopulations
+
+    Raises
+    ------
+    ValueError
+        If a label is negative, not an integer or has no name, a run has fewer frames than
+        blocks, or fewer than two blocks result.
+
+    Examples
+    --------
+    >>> folded = [np.array([1, 1, 0, 0]), np.array([0, 0, 0, 1])]
+    >>> result = state_populations(folded, names=("unfolded", "folded"), n_blocks_per_run=2)
+    >>> [round(value, 4) for value in result.population("folded")]
+    [0.375, 0.2394]
+    """
+    runs = _as_run_list(labels, "labels")
+    if n_blocks_per_run is None:
+        n_blocks_per_run = 1 if len(runs) >= 8 else 4
+    if int(n_blocks_per_run) != n_blocks_per_run or n_blocks_per_run < 1:
+        raise ValueError(f"n_blocks_per_run must be a positive integer, got {n_blocks_per_run!r}")
+    n_blocks_per_run = int(n_blocks_per_run)
+    n_states = len(names)
+    block_counts, block_sizes = [], []
+    for k, run in enumerate(runs):
+        if not np.all(np.isfinite(run)) or np.any(run != np.round(run)) or (run.size and run.min() < 0):
+            raise ValueError(f"run {k}: labels must be non-negative integers")
+        run = run.astype(np.int64)
+        if run.size and run.max() >= n_states:
+            raise ValueError(f"{n_states} state names given for labels up to {int(run.max())}")
+        if len(run) < n_blocks_per_run:
+            raise ValueError(f"run {k} has {len(run)} frames, fewer than n_blocks_per_run={n_blocks_per_run}")
+        for block in np.array_split(run, n_blocks_per_run):
+            block_counts.append(np.bincount(block, minlength=n_states)[:n_states])
+            block_sizes.append(len(block))
+    counts = np.asarray(block_counts, dtype=float)          # (B, n_states)
+    sizes = np.asarray(block_sizes, dtype=float)             # (B,)
+    n_total_blocks = len(sizes)
+    if n_total_blocks < 2:
+        raise ValueError("one run in one block gives no error estimate: use n_blocks_per_run >= 2 or more runs")
+    populations = counts.sum(axis=0) / sizes.sum()
+    # ratio-estimator covariance of the pooled fraction from the blocks' deviations
+    deviations = counts - sizes[:, None] * populations[None, :]
+    covariance = deviations.T @ deviations / sizes.sum() ** 2 * n_total_blocks / (n_total_blocks - 1)
+    errors = np.sqrt(np.clip(np.diag(covariance), 0.0, None))
+    return BasinPopulations(names=tuple(names), populations=populations, errors=errors, covariance=covariance,
+                            n_frames=int(sizes.sum()), n_runs=len(runs), n_blocks=n_total_blocks,
+                            block_frames=int(sizes.min()))
+
+
+def basin_populations(phi, psi, *, units: str, n_blocks_per_run: Optional[int] = None,
+                      names: Sequence[str] = ALANINE_BASINS) -> BasinPopulations:
+    """Population of each alanine basin with a block-averaged standard error.
+
+    The basins of :func:`assign_basins`, counted by :func:`state_populations` (blocks in time
+    within each run, pooled over runs).  For alanine dipeptide at 300 K the slowest process
+    (entering and leaving alpha-L) takes nanoseconds, so keep blocks of several nanoseconds: the
+    default, one block per run when there are 8 runs or more, else 4 blocks per run, is right for
+    8 x 25 ns (blocks of 25 ns) and for short test sets alike.  With 25 ns runs
     ``n_blocks_per_run=5`` (5 ns blocks) is still safe and gives 40 blocks.
 
     Parameters
@@ -215,37 +288,12 @@ def basin_populations(phi, psi, *, units: str, n_blocks_per_run: Optional[int] =
     phi_runs, psi_runs = _as_run_list(phi, "phi"), _as_run_list(psi, "psi")
     if len(phi_runs) != len(psi_runs):
         raise ValueError(f"phi has {len(phi_runs)} runs, psi {len(psi_runs)}")
-    if n_blocks_per_run is None:
-        n_blocks_per_run = 1 if len(phi_runs) >= 8 else 4
-    if int(n_blocks_per_run) != n_blocks_per_run or n_blocks_per_run < 1:
-        raise ValueError(f"n_blocks_per_run must be a positive integer, got {n_blocks_per_run!r}")
-    n_blocks_per_run = int(n_blocks_per_run)
-    n_basins = len(names)
-    block_counts, block_sizes = [], []
+    labels = []
     for k, (a, b) in enumerate(zip(phi_runs, psi_runs)):
         if a.shape != b.shape:
             raise ValueError(f"run {k}: phi has {len(a)} frames, psi {len(b)}")
-        if len(a) < n_blocks_per_run:
-            raise ValueError(f"run {k} has {len(a)} frames, fewer than n_blocks_per_run={n_blocks_per_run}")
-        labels = assign_basins(a, b, units=units)
-        if labels.size and labels.max() >= n_basins:
-            raise ValueError(f"{n_basins} basin names given for labels up to {int(labels.max())}")
-        for block in np.array_split(labels, n_blocks_per_run):
-            block_counts.append(np.bincount(block, minlength=n_basins)[:n_basins])
-            block_sizes.append(len(block))
-    counts = np.asarray(block_counts, dtype=float)          # (B, n_basins)
-    sizes = np.asarray(block_sizes, dtype=float)             # (B,)
-    n_total_blocks = len(sizes)
-    if n_total_blocks < 2:
-        raise ValueError("one run in one block gives no error estimate: use n_blocks_per_run >= 2 or more runs")
-    populations = counts.sum(axis=0) / sizes.sum()
-    # ratio-estimator covariance of the pooled fraction from the blocks' deviations
-    deviations = counts - sizes[:, None] * populations[None, :]
-    covariance = deviations.T @ deviations / sizes.sum() ** 2 * n_total_blocks / (n_total_blocks - 1)
-    errors = np.sqrt(np.clip(np.diag(covariance), 0.0, None))
-    return BasinPopulations(names=tuple(names), populations=populations, errors=errors, covariance=covariance,
-                            n_frames=int(sizes.sum()), n_runs=len(phi_runs), n_blocks=n_total_blocks,
-                            block_frames=int(sizes.min()))
+        labels.append(assign_basins(a, b, units=units))
+    return state_populations(labels, names=names, n_blocks_per_run=n_blocks_per_run)
 
 
 def basin_free_energies(populations: BasinPopulations, relative_to: str = "beta") -> dict:

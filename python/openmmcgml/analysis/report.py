@@ -11,7 +11,7 @@ from typing import Optional
 import numpy as np
 
 from . import plots as _plots
-from .basins import ALANINE_BASINS, basin_metrics
+from .basins import ALANINE_BASINS, basin_metrics, state_populations
 from .distributions import histogram_js, histogram_js_2d
 from .geometry import (NativeContacts, alanine_phi_psi, bond_angles, bond_lengths, dihedral_angles, frames,
                        radius_of_gyration, rmsd)
@@ -107,18 +107,36 @@ def read_reference_files(paths):
         forces=None if any(one.forces is None for one in sets) else [x for one in sets for x in one.forces])
 
 
+def _blocks_per_run(lengths, n_blocks_per_run: Optional[int], what: str) -> int:
+    """Blocks in time per run for block-averaged errors: the given number (default: 1 with 8 or
+    more runs, else 4), at most the shortest run's frames, and 2 for a single run."""
+    if n_blocks_per_run is None:
+        n_blocks_per_run = 1 if len(lengths) >= 8 else 4
+    n_blocks_per_run = max(1, min(int(n_blocks_per_run), min(lengths)))
+    if len(lengths) == 1 and n_blocks_per_run == 1:
+        n_blocks_per_run = 2 if lengths[0] >= 2 else 1
+    if len(lengths) * n_blocks_per_run < 2:
+        raise ValueError(f"the {what} has too few frames for populations with error bars")
+    return n_blocks_per_run
+
+
 def _alanine_basin_metrics(runs, prefix: str, n_blocks_per_run: Optional[int]) -> dict:
     """Basin populations and free energies of CG alanine runs (see analysis.basins.basin_metrics)."""
     angles = [alanine_phi_psi(r) for r in runs if len(r)]
-    if n_blocks_per_run is None:
-        n_blocks_per_run = 1 if len(angles) >= 8 else 4
-    n_blocks_per_run = max(1, min(int(n_blocks_per_run), min(len(phi) for phi, _ in angles)))
-    if len(angles) == 1 and n_blocks_per_run == 1:
-        n_blocks_per_run = 2 if len(angles[0][0]) >= 2 else 1
-    if len(angles) * n_blocks_per_run < 2:
-        raise ValueError(f"the {prefix} set has too few frames for basin populations with error bars")
+    blocks = _blocks_per_run([len(phi) for phi, _ in angles], n_blocks_per_run, f"{prefix} set")
     return basin_metrics([phi for phi, _ in angles], [psi for _, psi in angles], units="radians", prefix=prefix,
-                         n_blocks_per_run=n_blocks_per_run)
+                         n_blocks_per_run=blocks)
+
+
+def _folded_metrics(runs, folded, name: str, n_blocks_per_run: Optional[int]) -> dict:
+    """``folded_fraction_{name}`` and its block-averaged ``_error`` from the per-frame ``folded``
+    flags of ``runs`` concatenated (blocks as :func:`_blocks_per_run`)."""
+    lengths = [len(r) for r in runs]
+    labels = np.split(folded.astype(np.int64), np.cumsum(lengths)[:-1])
+    blocks = _blocks_per_run(lengths, n_blocks_per_run, f"{name} set")
+    result = state_populations(labels, names=("unfolded", "folded"), n_blocks_per_run=blocks)
+    fraction, error = result.population("folded")
+    return {f"folded_fraction_{name}": fraction, f"folded_fraction_{name}_error": error}
 
 
 def _max_deviation(metrics: dict, name: str, reference: str, relative_to: str = "beta") -> Optional[float]:
@@ -205,7 +223,7 @@ def report(reference, samples, output_dir=None, *, kind: str = "auto", bead_name
         The CG-mapped training set, whose basin populations are reported next to the reference's
         and the model's (alanine only).
     basin_blocks : int, optional
-        Blocks in time per run for the error bars of the basin populations (default: see
+        Blocks in time per run for the error bars of the basin populations and folded fractions (default: see
         :func:`~openmmcgml.analysis.basins.basin_populations`; fewer where a run is shorter).
     model : CGModel or path, optional
         The model the samples come from (alanine only): adds the scores of its exact (phi, psi)
@@ -222,7 +240,8 @@ def report(reference, samples, output_dir=None, *, kind: str = "auto", bead_name
         of reference, model and training set: ``{set}_population_{basin}`` and ``{set}_dF_{basin}_kT``
         relative to beta, each with ``_error`` (None where a basin is empty), and
         ``model_dF_max_deviation_kT``, the largest ``|dF_model - dF_reference|``; for CA chains with a native structure ``q_*``,
-        ``rmsd_*`` and ``folded_fraction_*``; autocorrelation times of TIC 0 (frames of each data set).
+        ``rmsd_*`` and ``folded_fraction_{reference,model}`` with block-averaged ``_error`` (blocks as
+        ``basin_blocks``); autocorrelation times of TIC 0 (frames of each data set).
     """
     if isinstance(reference, (str, bytes)) or hasattr(reference, "__fspath__"):
         from ..simulation.storage import read_trajectories
@@ -364,9 +383,9 @@ def report(reference, samples, output_dir=None, *, kind: str = "auto", bead_name
             "rmsd_mean_model": float(d_model.mean()),
             "rmsd_js": float(histogram_js(d_ref, d_model, bins=bins)),
             "folded_rmsd": float(folded_rmsd),
-            "folded_fraction_reference": float(np.mean(d_ref < folded_rmsd)),
-            "folded_fraction_model": float(np.mean(d_model < folded_rmsd)),
         })
+        for name, runs, distances in (("reference", ref_runs, d_ref), ("model", model_runs, d_model)):
+            metrics.update(_folded_metrics(runs, distances < folded_rmsd, name, basin_blocks))
         if out:
             _plots.save(_plots.plot_distributions(q_ref, q_model, bins=50, range=(0, 1), xlabel="Q (native contacts)"),
                        os.path.join(out, "native_contacts.png"))

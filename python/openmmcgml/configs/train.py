@@ -108,6 +108,9 @@ class TrainConfig(Settings):
         PriorSet JSON from ``cgml fit-priors``; None: those of ``init_model``.
     output : str
         The trained CGModel.
+    priors_only_output : str, optional
+        Also write the priors-only baseline: the fitted priors (no network, no learned dihedral
+        map) with the same beads and masses, the model a trained one is compared with.
     checkpoint_dir : str, optional
         checkpoint.pt, loss.csv, loss.png; None: ``<output without .pt>-training``.
     resume : bool
@@ -134,7 +137,8 @@ class TrainConfig(Settings):
 
     WHAT = "train"
     RULES = {
-        "data": text(), "priors": text(), "output": text(optional=False), "checkpoint_dir": text(),
+        "data": text(), "priors": text(), "output": text(optional=False), "priors_only_output": text(),
+        "checkpoint_dir": text(),
         "resume": boolean(), "init_model": text(), "stride": integer(1),
         "exclusions": Rule("bonds, bonds+map, none or a list of bead pairs [i, j]", _exclusions, optional=True),
         "masses": number_list(above=0, scalar=True, optional=True), "progress": boolean(),
@@ -144,6 +148,7 @@ class TrainConfig(Settings):
     data: Optional[str] = None
     priors: Optional[str] = None
     output: str = "model.pt"
+    priors_only_output: Optional[str] = None
     checkpoint_dir: Optional[str] = None
     resume: bool = True
     init_model: Optional[str] = None
@@ -248,6 +253,9 @@ def run_config(config, *, quiet: bool = False, print_fn=print):
     cg = trainer.fetch_model(masses=config.masses, metadata=None if noise is None else {"force_noise": noise})
     cg.save(output)
     save_config(config, config_path(output), "train")
+    if config.priors_only_output:
+        cg.priors_only(priors=priors).save(config.priors_only_output)
+        print_fn(f"priors-only model (the fitted priors, no learned terms) -> {config.priors_only_output}")
     objective = ("" if trainer.loss == "cartesian" else
                  f" (weighted generalized-force loss {trainer.best_val_loss_:.4g})")
     print_fn(f"best validation force MSE {trainer.best_val_force_mse_:.4g} (kJ/mol/nm)^2{objective} at epoch {trainer.best_epoch_} "
