@@ -12,13 +12,13 @@ True
 from . import _plugin
 
 try:
-    from .cgmlswig import CGSchNetForce
+    from .cgmlswig import CGSchNetForce, DiscriminatorBiasForce
 except ImportError as error:  # pragma: no cover - only without a compiled build
     raise ImportError(
         "openmmcgml's compiled bindings are missing: install the package with `pip install .` "
         f"(the import failed with: {error})"
     ) from error
 
-__all__ = ["CGSchNetForce"]
+__all__ = ["CGSchNetForce", "DiscriminatorBiasForce"]
 
 _plugin.load_plugins()

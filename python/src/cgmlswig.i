@@ -6,6 +6,7 @@
 
 %{
 #include "CGSchNetForce.h"
+#include "DiscriminatorBiasForce.h"
 #include "internal/CGMLPluginUtilities.h"
 #include "OpenMM.h"
 #include "OpenMMAmoeba.h"
@@ -97,7 +98,7 @@ static PyObject* cgmlVectorToTuple(const std::vector<T>& values) {
         $action
     }
     catch (const std::bad_cast&) {
-        PyErr_SetString(PyExc_TypeError, "the force is not a CGSchNetForce");
+        PyErr_SetString(PyExc_TypeError, "the force is not of the class cast() asks for");
         SWIG_fail;
     }
     catch (const std::exception& e) {
@@ -139,8 +140,10 @@ static PyObject* cgmlVectorToTuple(const std::vector<T>& values) {
 
 #define OPENMM_EXPORT_CGML
 %ignore OpenMMCGML::CGSchNetForce::validate;
+%ignore OpenMMCGML::DiscriminatorBiasForce::validate;
 
 %include "CGSchNetForce.h"
+%include "DiscriminatorBiasForce.h"
 %include "internal/CGMLPluginUtilities.h"
 
 %extend OpenMMCGML::CGSchNetForce {
@@ -194,6 +197,63 @@ static PyObject* cgmlVectorToTuple(const std::vector<T>& values) {
     def __copy__(self):
         import openmm
         return CGSchNetForce._fromXml(openmm.XmlSerializer.serialize(self))
+
+    def __deepcopy__(self, memo):
+        return self.__copy__()
+    %}
+}
+
+%extend OpenMMCGML::DiscriminatorBiasForce {
+    static OpenMMCGML::DiscriminatorBiasForce& _cast(OpenMM::Force& force) {
+        return dynamic_cast<OpenMMCGML::DiscriminatorBiasForce&>(force);
+    }
+    static bool _isinstance(OpenMM::Force& force) {
+        return dynamic_cast<OpenMMCGML::DiscriminatorBiasForce*>(&force) != NULL;
+    }
+    %newobject _fromXml;
+    static OpenMMCGML::DiscriminatorBiasForce* _fromXml(const std::string& xml) {
+        std::stringstream stream(xml);
+        OpenMM::Force* force = OpenMM::XmlSerializer::deserialize<OpenMM::Force>(stream);
+        OpenMMCGML::DiscriminatorBiasForce* typed = dynamic_cast<OpenMMCGML::DiscriminatorBiasForce*>(force);
+        if (typed == NULL) {
+            delete force;
+            throw OpenMM::OpenMMException("the XML does not describe a DiscriminatorBiasForce");
+        }
+        return typed;
+    }
+    %pythoncode %{
+    @staticmethod
+    def cast(force):
+        """Return `force` (for example ``system.getForce(i)``) as a DiscriminatorBiasForce.
+
+        Raises TypeError if it is another kind of force.
+        """
+        typed = DiscriminatorBiasForce._cast(force)
+        if force.thisown:
+            # A force that owns its C++ object (for example one just deserialized) hands the
+            # ownership to the typed view, so that the view can be added to a System; the two
+            # keep each other alive, so neither is left pointing at a deleted object.
+            force.thisown = False
+            typed.thisown = True
+            force._typedView = typed
+        typed._castSource = force
+        return typed
+
+    @staticmethod
+    def isinstance(force):
+        """Whether `force` is a DiscriminatorBiasForce."""
+        return DiscriminatorBiasForce._isinstance(force)
+
+    def __getstate__(self):
+        import openmm
+        return openmm.XmlSerializer.serialize(self)
+
+    def __setstate__(self, state):
+        self.this = DiscriminatorBiasForce._fromXml(state).this
+
+    def __copy__(self):
+        import openmm
+        return DiscriminatorBiasForce._fromXml(openmm.XmlSerializer.serialize(self))
 
     def __deepcopy__(self, memo):
         return self.__copy__()

@@ -2,6 +2,7 @@
 #define OPENMM_CGML_PACKEDARRAYS_H_
 
 #include "internal/CGMLExport.h"
+#include "openmm/serialization/SerializationNode.h"
 #include <string>
 #include <vector>
 
@@ -25,6 +26,16 @@ OPENMM_EXPORT_CGML void verifyChecksum(const std::vector<double>& values, const 
 OPENMM_EXPORT_CGML std::string packInts(const std::vector<int>& values);
 /** Decode packInts() output; throws OpenMMException naming `what` if the text is not valid. */
 OPENMM_EXPORT_CGML std::vector<int> unpackInts(const std::string& text, const std::string& what);
+
+/** Store a packed array under `key` and the CRC-32 checksum of its values under `key` + "CRC32". */
+OPENMM_EXPORT_CGML void setPackedArray(OpenMM::SerializationNode& node, const std::string& key, const std::vector<double>& values);
+/**
+ * Read a packed array stored by setPackedArray().  With requireChecksum, refuse it unless its
+ * checksum attribute is present and matches.  Messages start with `format` (e.g.
+ * "CGSchNetForce XML") and name the array as `what`.
+ */
+OPENMM_EXPORT_CGML std::vector<double> getPackedArray(const OpenMM::SerializationNode& node, const std::string& key,
+                                                      bool requireChecksum, const std::string& format, const std::string& what);
 
 } // namespace OpenMMCGML
 

@@ -1,5 +1,7 @@
 #include "CGSchNetForce.h"
 #include "CGSchNetForceProxy.h"
+#include "DiscriminatorBiasForce.h"
+#include "DiscriminatorBiasForceProxy.h"
 #include "openmm/serialization/SerializationProxy.h"
 
 #if defined(WIN32)
@@ -21,4 +23,5 @@ using namespace OpenMMCGML;
 // OpenMM has loaded the plugin libraries (which depend on it).
 extern "C" OPENMM_EXPORT_CGML void registerCGMLSerializationProxies() {
     SerializationProxy::registerProxy(typeid(CGSchNetForce), new CGSchNetForceProxy());
+    SerializationProxy::registerProxy(typeid(DiscriminatorBiasForce), new DiscriminatorBiasForceProxy());
 }

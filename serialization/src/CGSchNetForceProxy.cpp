@@ -18,30 +18,13 @@ static const int maxFilterTabulationPoints = 1000000;
 
 namespace {
 
-/** The attribute that holds the checksum of the packed array stored under `key`. */
-string checksumKey(const string& key) {
-    return key+"CRC32";
-}
-
-/** Store a packed array and (format version 3) the CRC-32 checksum of its values beside it. */
 void setPacked(SerializationNode& node, const string& key, const vector<double>& values) {
-    node.setStringProperty(key, packDoubles(values));
-    node.setStringProperty(checksumKey(key), checksumDoubles(values));
+    setPackedArray(node, key, values);
 }
 
-/**
- * Read a packed array; from version 3 on, refuse it unless it matches its checksum.  `what` names
- * the array in messages.
- */
+/** Read a packed array; from version 3 on, refuse it unless it matches its checksum. */
 vector<double> getPacked(const SerializationNode& node, const string& key, int version, const string& what) {
-    vector<double> values = unpackDoubles(node.getStringProperty(key), what);
-    if (version >= 3) {
-        if (!node.hasProperty(checksumKey(key)))
-            throw OpenMMException("CGSchNetForce XML: the packed array '"+what+"' has no checksum ("+checksumKey(key)+
-                                  "), which a version-3 file stores beside every packed array");
-        verifyChecksum(values, node.getStringProperty(checksumKey(key)), what);
-    }
-    return values;
+    return getPackedArray(node, key, version >= 3, "CGSchNetForce XML", what);
 }
 
 /** A size attribute, which must be positive. */

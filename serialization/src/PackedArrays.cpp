@@ -166,3 +166,20 @@ vector<int> unpackInts(const string& text, const string& what) {
 }
 
 } // namespace OpenMMCGML
+
+void OpenMMCGML::setPackedArray(OpenMM::SerializationNode& node, const std::string& key, const std::vector<double>& values) {
+    node.setStringProperty(key, packDoubles(values));
+    node.setStringProperty(key+"CRC32", checksumDoubles(values));
+}
+
+std::vector<double> OpenMMCGML::getPackedArray(const OpenMM::SerializationNode& node, const std::string& key, bool requireChecksum,
+                                               const std::string& format, const std::string& what) {
+    std::vector<double> values = unpackDoubles(node.getStringProperty(key), what);
+    if (requireChecksum) {
+        if (!node.hasProperty(key+"CRC32"))
+            throw OpenMM::OpenMMException(format+": the packed array '"+what+"' has no checksum ("+key+
+                                          "CRC32), which this version of the format stores beside every packed array");
+        verifyChecksum(values, node.getStringProperty(key+"CRC32"), what);
+    }
+    return values;
+}

@@ -16,4 +16,4 @@ from .discriminator import BiasFeatures, Discriminator
 from .layers import Activation, InteractionBlock, RadialBasis, default_rbf_parameters
 from .topology import CGTopology
 
-__all__ = ["Activation", "BiasFeatures", "CGSchNet", "Discriminator", "CGTopology", "InteractionBlock", "RadialBasis", "default_rbf_parameters"]
+__all__ = ["Activation", "BiasFeatures", "CGSchNet", "CGTopology", "Discriminator", "InteractionBlock", "RadialBasis", "default_rbf_parameters"]

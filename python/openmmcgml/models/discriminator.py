@@ -26,9 +26,10 @@ coincident beads from dividing by zero.  For a dihedral, with ``X = (b1 x b2).(b
 ``Y = |b2| b1.(b2 x b3)`` (so ``phi = atan2(Y, X)`` and ``X^2 + Y^2 = |b1 x b2|^2 |b2 x b3|^2``),
 the features are ``(X, Y) / sqrt(X^2 + Y^2 + (EPS s)^2)`` with ``s = |b1| |b2|^2 |b3|`` and
 ``EPS`` = :data:`DIHEDRAL_EPSILON` (1e-3): that is ``(cos phi, sin phi)`` times
-``rho / sqrt(rho^2 + EPS^2)``, ``rho = sin(theta_1) sin(theta_2)`` of the two bond angles, so
-exact to 1e-6 (relative) while both angles are below 177 degrees, and going smoothly to ``(0, 0)``
-with finite forces as three of the beads become collinear, where the dihedral is undefined.
+``rho / sqrt(rho^2 + EPS^2)``, ``rho = sin(theta_1) sin(theta_2)`` of the two bond angles: a
+relative change of about ``5e-7 / rho^2`` (1e-6 at rho = 0.7, 1e-4 at rho = 0.07, a bond angle of
+176 degrees), going smoothly to ``(0, 0)`` with finite forces as three of the beads become
+collinear, where the dihedral is undefined.
 
 Examples
 --------
@@ -291,3 +292,101 @@ class Discriminator(nn.Module):
 
     def copy(self) -> "Discriminator":
         return copy.deepcopy(self)
+
+    # ------------------------------------------------------------------ the native force
+
+    def to_force(self, molecules=None, periodic: bool = False, scale_parameter: str = "discriminatorScale",
+                 scale: float = 1.0):
+        """The native ``DiscriminatorBiasForce`` computing :meth:`energy` (weights copied in double).
+
+        Parameters
+        ----------
+        molecules : sequence of sequences of int, optional
+            The System particles of each molecule (replica), all of the same length; default: the
+            System's particles in order form one molecule.
+        periodic : bool
+            Whether the features use minimum-image difference vectors.
+        scale_parameter, scale
+            Name and default value of the global parameter lambda that scales the energy.
+
+        Examples
+        --------
+        >>> features = BiasFeatures(distances=[[0, 2]], angles=[[0, 1, 2]])
+        >>> force = Discriminator(features, hidden=[4]).to_force(molecules=[[0, 1, 2], [3, 4, 5]])
+        >>> force.getNumFeatures(), force.getNumMolecules(), force.getNumNetworks()
+        (2, 2, 1)
+        """
+        from openmmcgml.forces import DiscriminatorBiasForce
+
+        force = DiscriminatorBiasForce(self.temperature)
+        for a, b in self.features.distances.tolist():
+            force.addDistance(a, b)
+        for a, b, c in self.features.angles.tolist():
+            force.addAngle(a, b, c)
+        for a, b, c, d in self.features.dihedrals.tolist():
+            force.addDihedral(a, b, c, d)
+        activations = {"ssp": force.ShiftedSoftplus, "tanh": force.Tanh, "silu": force.SiLU}
+        for network in self.networks:
+            k = force.addNetwork(activations[network.activation], network.clamp)
+            for layer in network.layers:
+                if isinstance(layer, nn.Linear):
+                    force.addNetworkLayer(k, *self._layer_arrays(layer))
+        force.setStandardization(self.mean.tolist(), self.std.tolist())
+        for particles in (molecules or []):
+            force.addMolecule([int(p) for p in particles])
+        force.setUsesPeriodicBoundaryConditions(bool(periodic))
+        force.setScaleParameterName(scale_parameter)
+        force.setDefaultScale(float(scale))
+        return force
+
+    @staticmethod
+    def _layer_arrays(layer: nn.Linear):
+        # the force stores inputs x outputs, row-major: the transpose of nn.Linear.weight
+        return (layer.weight.detach().double().cpu().T.reshape(-1).tolist(),
+                layer.bias.detach().double().cpu().tolist())
+
+    def update_force(self, force, context=None) -> None:
+        """Copy the weights, standardisation, clamps and temperature into ``force`` (made by
+        :meth:`to_force` from a discriminator of the same shape) and, with ``context``, into the
+        Context (``updateParametersInContext``)."""
+        force.setTemperature(self.temperature)
+        force.setStandardization(self.mean.tolist(), self.std.tolist())
+        if force.getNumNetworks() != len(self.networks):
+            raise ValueError(f"the force has {force.getNumNetworks()} networks, the discriminator {len(self.networks)}")
+        for k, network in enumerate(self.networks):
+            force.setNetworkClamp(k, network.clamp)
+            layers = [layer for layer in network.layers if isinstance(layer, nn.Linear)]
+            if force.getNumNetworkLayers(k) != len(layers):
+                raise ValueError(f"network {k} has {force.getNumNetworkLayers(k)} layers in the force, {len(layers)} here")
+            for index, layer in enumerate(layers):
+                force.setNetworkLayerParameters(k, index, *self._layer_arrays(layer))
+        if context is not None:
+            force.updateParametersInContext(context)
+
+    @classmethod
+    def from_force(cls, force) -> "Discriminator":
+        """The discriminator a ``DiscriminatorBiasForce`` computes (float64 weights)."""
+        features = BiasFeatures([force.getDistance(i) for i in range(force.getNumDistances())],
+                                [force.getAngle(i) for i in range(force.getNumAngles())],
+                                [force.getDihedral(i) for i in range(force.getNumDihedrals())])
+        names = {force.ShiftedSoftplus: "ssp", force.Tanh: "tanh", force.SiLU: "silu"}
+        model = None
+        for k in range(force.getNumNetworks()):
+            hidden = [force.getNetworkLayerSize(k, l) for l in range(force.getNumNetworkLayers(k) - 1)]
+            if force.getNetworkLayerSize(k, force.getNumNetworkLayers(k) - 1) != 1:
+                raise ValueError(f"network {k} of the force does not end in one output")
+            activation, clamp = names[force.getNetworkActivation(k)], force.getNetworkClamp(k)
+            if model is None:
+                model = cls(features, hidden, activation, clamp, force.getTemperature()).double()
+                network = model.networks[0]
+            else:
+                network = model.add_network(hidden, activation, clamp)
+            with torch.no_grad():
+                for index, layer in enumerate(l for l in network.layers if isinstance(l, nn.Linear)):
+                    weights = torch.tensor(force.getNetworkLayerWeights(k, index), dtype=torch.float64)
+                    layer.weight.copy_(weights.reshape(layer.in_features, layer.out_features).T)
+                    layer.bias.copy_(torch.tensor(force.getNetworkLayerBias(k, index), dtype=torch.float64))
+        if model is None:
+            raise ValueError("the force has no networks")
+        model.set_standardization(force.getFeatureMeans(), force.getFeatureStds())
+        return model

@@ -1,5 +1,6 @@
 #include "CGSchNetKernels.h"
 #include "CpuCGSchNetKernels.h"
+#include "ReferenceDiscriminatorBiasKernels.h"
 #include "internal/CGMLExport.h"
 #include "internal/CGMLPluginUtilities.h"
 #include "openmm/KernelFactory.h"
@@ -14,14 +15,18 @@ using namespace OpenMMCGML;
 namespace OpenMMCGML {
 
 /**
- * Creates the openmm-cgml kernels of the CPU platform: threaded, vectorised single-precision
- * kernels that use the platform's thread pool.
+ * Creates the openmm-cgml kernels of the CPU platform: for CGSchNetForce a threaded, vectorised
+ * single-precision kernel that uses the platform's thread pool; for DiscriminatorBiasForce the
+ * Reference platform's double-precision kernel (the CPU platform keeps the Reference platform's
+ * data, so the Reference kernel runs on it unchanged).
  */
 class CpuCGMLKernelFactory : public KernelFactory {
 public:
     KernelImpl* createKernelImpl(std::string name, const Platform& platform, ContextImpl& context) const {
         if (name == CalcCGSchNetForceKernel::Name())
             return new CpuCalcCGSchNetForceKernel(name, platform, CpuPlatform::getPlatformData(context));
+        if (name == CalcDiscriminatorBiasForceKernel::Name())
+            return new ReferenceCalcDiscriminatorBiasForceKernel(name, platform);
         throw OpenMMException("Tried to create kernel with illegal kernel name '"+name+"'");
     }
 };
@@ -43,7 +48,9 @@ extern "C" OPENMM_CGML_PLUGIN_ENTRY void registerCGMLCpuKernelFactories() {
         // The CPU platform is absent (for example, the processor is not supported).
         return;
     }
-    platform->registerKernelFactory(CalcCGSchNetForceKernel::Name(), new CpuCGMLKernelFactory());
+    CpuCGMLKernelFactory* factory = new CpuCGMLKernelFactory();
+    platform->registerKernelFactory(CalcCGSchNetForceKernel::Name(), factory);
+    platform->registerKernelFactory(CalcDiscriminatorBiasForceKernel::Name(), factory);
 }
 
 extern "C" OPENMM_CGML_PLUGIN_ENTRY void registerKernelFactories() {

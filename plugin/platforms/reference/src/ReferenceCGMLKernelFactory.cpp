@@ -1,5 +1,6 @@
 #include "ReferenceCGMLKernelFactory.h"
 #include "ReferenceCGSchNetKernels.h"
+#include "ReferenceDiscriminatorBiasKernels.h"
 #include "internal/CGMLExport.h"
 #include "internal/CGMLPluginUtilities.h"
 #include "openmm/OpenMMException.h"
@@ -24,6 +25,7 @@ extern "C" OPENMM_CGML_PLUGIN_ENTRY void registerCGMLReferenceKernelFactories() 
     }
     ReferenceCGMLKernelFactory* factory = new ReferenceCGMLKernelFactory();
     platform->registerKernelFactory(CalcCGSchNetForceKernel::Name(), factory);
+    platform->registerKernelFactory(CalcDiscriminatorBiasForceKernel::Name(), factory);
 }
 
 extern "C" OPENMM_CGML_PLUGIN_ENTRY void registerKernelFactories() {
@@ -33,5 +35,7 @@ extern "C" OPENMM_CGML_PLUGIN_ENTRY void registerKernelFactories() {
 KernelImpl* ReferenceCGMLKernelFactory::createKernelImpl(std::string name, const Platform& platform, ContextImpl& context) const {
     if (name == CalcCGSchNetForceKernel::Name())
         return new ReferenceCalcCGSchNetForceKernel(name, platform);
+    if (name == CalcDiscriminatorBiasForceKernel::Name())
+        return new ReferenceCalcDiscriminatorBiasForceKernel(name, platform);
     throw OpenMMException("Tried to create kernel with illegal kernel name '"+name+"'");
 }
