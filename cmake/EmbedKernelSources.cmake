@@ -7,10 +7,13 @@ function(cgml_embed_kernel_sources)
     file(MAKE_DIRECTORY "${ARG_OUTPUT_DIR}")
     set(_header "${ARG_OUTPUT_DIR}/${ARG_CLASS}.h")
     set(_source "${ARG_OUTPUT_DIR}/${ARG_CLASS}.cpp")
+    # "|" joins the files: a ";" would split the command line in the shell
+    string(REPLACE ";" "|" _kernels "${ARG_SOURCES}")
     add_custom_command(
         OUTPUT "${_header}" "${_source}"
         COMMAND "${CMAKE_COMMAND}" -DCLASS=${ARG_CLASS} -DHEADER=${_header} -DSOURCE=${_source}
-                "-DKERNELS=${ARG_SOURCES}" -P "${CMAKE_CURRENT_FUNCTION_LIST_DIR}/WriteKernelSources.cmake"
+                "-DKERNELS=${_kernels}" -P "${CMAKE_CURRENT_FUNCTION_LIST_DIR}/WriteKernelSources.cmake"
+        VERBATIM
         DEPENDS ${ARG_SOURCES} "${CMAKE_CURRENT_FUNCTION_LIST_DIR}/WriteKernelSources.cmake"
         COMMENT "Embedding kernel sources in ${ARG_CLASS}")
 endfunction()

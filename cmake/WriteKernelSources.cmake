@@ -1,7 +1,8 @@
 # Script mode helper of EmbedKernelSources.cmake.
 set(_members "")
 set(_definitions "")
-foreach(_file ${KERNELS})
+string(REPLACE "|" ";" _kernel_files "${KERNELS}")
+foreach(_file ${_kernel_files})
     get_filename_component(_stem "${_file}" NAME_WE)
     file(READ "${_file}" _text)
     string(APPEND _members "    static const std::string ${_stem};\n")

@@ -1,5 +1,6 @@
 #include "CudaCGMLKernelFactory.h"
 #include "CommonCGSchNetKernels.h"
+#include "CommonDiscriminatorBiasKernels.h"
 #include "internal/CGMLPluginUtilities.h"
 #include "openmm/OpenMMException.h"
 #include "openmm/Platform.h"
@@ -26,7 +27,9 @@ extern "C" OPENMM_CGML_PLUGIN_ENTRY void registerCGMLCUDAKernelFactories() {
         // OpenMM's CUDA platform is not available here.
         return;
     }
-    platform->registerKernelFactory(CalcCGSchNetForceKernel::Name(), new CudaCGMLKernelFactory());
+    CudaCGMLKernelFactory* factory = new CudaCGMLKernelFactory();
+    platform->registerKernelFactory(CalcCGSchNetForceKernel::Name(), factory);
+    platform->registerKernelFactory(CalcDiscriminatorBiasForceKernel::Name(), factory);
 }
 
 extern "C" OPENMM_CGML_PLUGIN_ENTRY void registerKernelFactories() {
@@ -42,5 +45,7 @@ KernelImpl* CudaCGMLKernelFactory::createKernelImpl(std::string name, const Plat
             multiprocessors = 0;
         return new CommonCalcCGSchNetForceKernel(name, platform, cc, multiprocessors);
     }
+    if (name == CalcDiscriminatorBiasForceKernel::Name())
+        return new CommonCalcDiscriminatorBiasForceKernel(name, platform, cc);
     throw OpenMMException("Tried to create kernel with illegal kernel name '"+name+"'");
 }

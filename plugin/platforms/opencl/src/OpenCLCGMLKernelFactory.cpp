@@ -1,5 +1,6 @@
 #include "OpenCLCGMLKernelFactory.h"
 #include "CommonCGSchNetKernels.h"
+#include "CommonDiscriminatorBiasKernels.h"
 #include "internal/CGMLPluginUtilities.h"
 #include "openmm/OpenMMException.h"
 #include "openmm/Platform.h"
@@ -26,7 +27,9 @@ extern "C" OPENMM_CGML_PLUGIN_ENTRY void registerCGMLOpenCLKernelFactories() {
         // OpenMM's OpenCL platform is not available here.
         return;
     }
-    platform->registerKernelFactory(CalcCGSchNetForceKernel::Name(), new OpenCLCGMLKernelFactory());
+    OpenCLCGMLKernelFactory* factory = new OpenCLCGMLKernelFactory();
+    platform->registerKernelFactory(CalcCGSchNetForceKernel::Name(), factory);
+    platform->registerKernelFactory(CalcDiscriminatorBiasForceKernel::Name(), factory);
 }
 
 extern "C" OPENMM_CGML_PLUGIN_ENTRY void registerKernelFactories() {
@@ -37,5 +40,7 @@ KernelImpl* OpenCLCGMLKernelFactory::createKernelImpl(std::string name, const Pl
     OpenCLContext& cc = *static_cast<OpenCLPlatform::PlatformData*>(context.getPlatformData())->contexts[0];
     if (name == CalcCGSchNetForceKernel::Name())
         return new CommonCalcCGSchNetForceKernel(name, platform, cc);
+    if (name == CalcDiscriminatorBiasForceKernel::Name())
+        return new CommonCalcDiscriminatorBiasForceKernel(name, platform, cc);
     throw OpenMMException("Tried to create kernel with illegal kernel name '"+name+"'");
 }
