@@ -204,3 +204,73 @@ def test_priors_only_model(tmp_path):
     assert loaded.model is None and loaded.priors.to_dict() == cg.priors.to_dict()
     with pytest.raises(ValueError, match="out of range"):
         CGModel(None, cg.priors, bead_types=[0, 1, 2, -1, 1])
+
+
+def _bias(seed=0):
+    from openmmcgml.models import BiasFeatures, Discriminator
+
+    torch.manual_seed(seed)
+    bias = Discriminator(BiasFeatures([[0, 3], [0, 4]], [[1, 2, 3]], [[0, 1, 2, 3], [1, 2, 3, 4]]), hidden=[8],
+                         activation="tanh", clamp=2.0, temperature=300.0).double()
+    bias.add_network([6, 6], "silu", 0.0)
+    with torch.no_grad():
+        for parameter in bias.networks.parameters():
+            parameter.normal_(0.0, 0.8)
+    return bias
+
+
+def test_a_model_with_a_bias_round_trips_and_openmm_adds_the_bias(tmp_path):
+    import dataclasses
+
+    cg = dataclasses.replace(make_cgmodel(), bias=_bias())
+    x = positions(seed=2, n_frames=3)
+    energy, forces = cg.energy_and_forces(x)
+    plain_energy, _ = make_cgmodel().energy_and_forces(x)
+    # the bias's energy, -kT logit per frame, on top of the model's
+    torch.testing.assert_close(energy - plain_energy, cg.bias.energy(torch.as_tensor(x), molecules=False).detach(),
+                               rtol=1e-12, atol=1e-12)
+    assert float((energy - plain_energy).abs().max()) > 0.1
+    torch.testing.assert_close(cg.energy(x), energy, rtol=1e-12, atol=1e-12)
+    system = cg.create_system(3)
+    assert [system.getForce(i).getForceGroup() for i in range(system.getNumForces())][-2:] == [1, 2]
+    e, f = reference_energy_forces(system, x.reshape(-1, 3))
+    assert e == pytest.approx(float(energy.sum()), rel=1e-8)
+    np.testing.assert_allclose(f, forces.reshape(-1, 3).numpy(), rtol=1e-7, atol=1e-7)
+    path = tmp_path / "biased.pt"
+    cg.save(path)
+    back = CGModel.load(path)
+    torch.testing.assert_close(back.energy(x), energy, rtol=1e-12, atol=1e-12)
+    assert back.priors_only().bias is None
+    with pytest.raises(ValueError, match="refer to bead 4 but the model has 4 beads"):
+        from openmmcgml.models import BiasFeatures, Discriminator
+
+        CGModel(None, PriorSet(4, terms=[HarmonicBonds([[0, 1]], k=[1.0], r0=[0.3])]), bead_types=[0] * 4,
+                bias=Discriminator(BiasFeatures([[0, 4]])))
+
+
+def test_version_1_model_files_still_load(tmp_path):
+    cg = make_cgmodel()
+    path = tmp_path / "model.pt"
+    cg.save(path)
+    payload = torch.load(path, weights_only=True)
+    payload["format_version"] = 1
+    del payload["bias"]
+    old = tmp_path / "version1.pt"
+    torch.save(payload, old)
+    back = CGModel.load(old)
+    assert back.bias is None
+    torch.testing.assert_close(back.energy(positions()), cg.energy(positions()), rtol=1e-12, atol=1e-12)
+
+
+def test_cg_simulation_runs_a_biased_model_with_its_bias():
+    import dataclasses
+
+    from openmmcgml.simulation import CGSimulation
+
+    cg = dataclasses.replace(make_cgmodel(), bias=_bias(seed=3))
+    x = positions(seed=4, n_frames=2)
+    sim = CGSimulation(cg, 2, platform="Reference", seed=1)
+    sim.set_positions(x)
+    state = sim.context.getState(getEnergy=True)
+    assert state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole) == pytest.approx(
+        float(cg.energy(x).sum().detach()), rel=1e-8)

@@ -11,12 +11,15 @@ File format
 a dictionary::
 
     format          "openmm-cgml-model"
-    format_version  1
+    format_version  2
     model_config    CGSchNet.config (architecture); None for a priors-only model
     state_dict      the network's weights (in the dtype they were trained in); {} without a network
     priors          PriorSet.to_dict()
     bead_types, bead_names, masses, exclusions, temperature
     mapping, metadata   JSON strings
+    bias            Discriminator.to_dict() of the teacher's bias, or None (new in version 2)
+
+Version-1 files (no ``bias``) still load.
 
 It is read back with ``torch.load(..., weights_only=True)``: loading a model file never runs code.
 
@@ -61,7 +64,7 @@ from .priors import PriorSet
 __all__ = ["CGModel", "CGModelFileError", "BeadSetMismatchError"]
 
 _FORMAT = "openmm-cgml-model"
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2
 
 
 class CGModelFileError(ValueError):
@@ -106,6 +109,10 @@ class CGModel:
         The AA -> CG map as written by :mod:`openmmcgml.mapping` (kept as opaque JSON).
     metadata : dict
         Anything JSON-serialisable: data provenance, training settings, losses.
+    bias : Discriminator, optional
+        A teacher's bias (:class:`~openmmcgml.models.Discriminator`, features on this molecule's
+        beads): its energy ``-kT logit`` is added to the model's, and
+        :meth:`create_system` adds it as a ``DiscriminatorBiasForce`` (force group 2).
 
     Raises
     ------
@@ -123,9 +130,13 @@ class CGModel:
     temperature: float = 300.0
     mapping: dict = field(default_factory=dict)
     metadata: dict = field(default_factory=dict)
+    bias: "object" = None
 
     def __post_init__(self):
-        from .models import CGSchNet
+        from .models import CGSchNet, Discriminator
+
+        if self.bias is not None and not isinstance(self.bias, Discriminator):
+            raise TypeError(f"bias must be a Discriminator or None (got {type(self.bias).__name__})")
 
         if self.model is not None and not isinstance(self.model, CGSchNet):
             raise TypeError(f"model must be a CGSchNet or None (got {type(self.model).__name__})")
@@ -171,6 +182,9 @@ class CGModel:
         self.temperature = float(self.temperature)
         self.mapping = _json_roundtrip(self.mapping or {}, "mapping")
         self.metadata = _json_roundtrip(self.metadata or {}, "metadata")
+        if self.bias is not None and self.bias.features.n_beads > n:
+            raise ValueError(f"the bias's features refer to bead {self.bias.features.n_beads - 1} but the model has "
+                             f"{n} beads")
 
     # ------------------------------------------------------------------------- beads
 
@@ -185,7 +199,7 @@ class CGModel:
         return self.model is not None
 
     def priors_only(self, **changes) -> "CGModel":
-        """The same beads, priors, masses and mapping without the network.
+        """The same beads, priors, masses and mapping without the network (and without a bias).
 
         Simulating it shows what the priors alone give, the baseline against which a trained
         network's gain is measured. ``changes`` replace fields (e.g. ``metadata=``).
@@ -271,15 +285,29 @@ class CGModel:
             return None
         return self.model.to_force(types, molecules, exclusions or None, particles=particles, **kwargs)
 
+    def bias_force(self, n_replicas: int = 1, particles=None, **kwargs):
+        """The bias as a ``DiscriminatorBiasForce`` on ``n_replicas`` copies (copy ``k`` is beads
+        ``[k n_beads, (k + 1) n_beads)`` of ``particles``, default the System's particles in
+        order), or None without a bias.  Keyword arguments go to :meth:`Discriminator.to_force`."""
+        if self.bias is None:
+            return None
+        n = self.n_beads
+        particles = list(range(int(n_replicas) * n)) if particles is None else [int(p) for p in particles]
+        if len(particles) != int(n_replicas) * n:
+            raise ValueError(f"{len(particles)} particles given for {n_replicas} replicas of {n} beads")
+        molecules = [particles[k * n:(k + 1) * n] for k in range(int(n_replicas))]
+        return self.bias.to_force(molecules=molecules, **kwargs)
+
     def prior_forces(self, n_replicas: int = 1) -> list:
         """The prior terms as standard OpenMM forces (see :meth:`PriorSet.to_openmm_forces`)."""
         return self.priors.to_openmm_forces(n_replicas)
 
     def create_system(self, n_replicas: int = 1, **kwargs):
-        """An ``openmm.System`` of ``n_replicas`` copies: masses, prior forces and the learned force.
+        """An ``openmm.System`` of ``n_replicas`` copies: masses, prior forces, the learned force
+        and the bias.
 
         Keyword arguments go to :meth:`learned_force`.  Force groups: priors 0, learned force 1
-        (absent from a priors-only model).
+        (absent from a priors-only model), bias 2 (only with a bias).
         """
         import openmm
 
@@ -294,6 +322,10 @@ class CGModel:
         if learned is not None:
             learned.setForceGroup(1)
             system.addForce(learned)
+        bias = self.bias_force(n_replicas, periodic=bool(kwargs.get("periodic", False)))
+        if bias is not None:
+            bias.setForceGroup(2)
+            system.addForce(bias)
         return system
 
     def _frames(self, positions):
@@ -326,6 +358,8 @@ class CGModel:
 
         x = self._frames(positions)
         energy = self.priors.energy(x)
+        if self.bias is not None:
+            energy = energy + self.bias.energy(x, molecules=False).to(torch.float64)
         if self.model is None:
             return energy
         return energy + self.model(x, self._network_topology()).to(torch.float64)
@@ -346,6 +380,12 @@ class CGModel:
 
         x = self._frames(positions)
         prior_energy, prior_forces = self.priors.energy_and_forces(x)
+        if self.bias is not None:
+            with torch.enable_grad():
+                positions_ = x.detach().requires_grad_(True)
+                bias_energy = self.bias.energy(positions_, molecules=False).to(torch.float64)
+                (gradient,) = torch.autograd.grad(bias_energy.sum(), positions_)
+            prior_energy, prior_forces = prior_energy + bias_energy.detach(), prior_forces - gradient
         if self.model is None:
             return prior_energy, prior_forces
         energy, forces = self.model.energy_and_forces(x, self._network_topology())
@@ -372,6 +412,7 @@ class CGModel:
             "temperature": self.temperature,
             "mapping": json.dumps(self.mapping),
             "metadata": json.dumps(self.metadata),
+            "bias": None if self.bias is None else self.bias.to_dict(),
         }
         with atomic_write(path) as handle:
             torch.save(payload, handle)
@@ -389,7 +430,7 @@ class CGModel:
         """
         import torch
 
-        from .models import CGSchNet
+        from .models import CGSchNet, Discriminator
 
         path = os.fspath(path)
         if not os.path.exists(path):
@@ -445,6 +486,7 @@ class CGModel:
                        exclusions=[tuple(p) for p in payload.get("exclusions", [])],
                        temperature=payload.get("temperature", 300.0),
                        mapping=json.loads(payload.get("mapping", "{}")),
-                       metadata=json.loads(payload.get("metadata", "{}")))
+                       metadata=json.loads(payload.get("metadata", "{}")),
+                       bias=None if payload.get("bias") is None else Discriminator.from_dict(payload["bias"]))
         except (KeyError, RuntimeError, ValueError, TypeError) as error:
             raise CGModelFileError(f"model file {path} is inconsistent: {error}") from error

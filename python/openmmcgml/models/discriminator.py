@@ -293,6 +293,41 @@ class Discriminator(nn.Module):
     def copy(self) -> "Discriminator":
         return copy.deepcopy(self)
 
+    @property
+    def config(self) -> dict:
+        """The structure as plain data (features, temperature, each network's hidden widths,
+        activation and clamp): :meth:`from_config` and a ``state_dict`` rebuild the discriminator."""
+        return {"distances": self.features.distances.tolist(), "angles": self.features.angles.tolist(),
+                "dihedrals": self.features.dihedrals.tolist(), "temperature": self.temperature,
+                "networks": [{"hidden": list(n.hidden), "activation": n.activation, "clamp": n.clamp}
+                             for n in self.networks]}
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Discriminator":
+        """An untrained discriminator of the structure ``config`` describes (see :attr:`config`)."""
+        networks = list(config["networks"])
+        if not networks:
+            raise ValueError("a discriminator config needs at least one network")
+        features = BiasFeatures(config["distances"], config["angles"], config["dihedrals"])
+        first = networks[0]
+        model = cls(features, first["hidden"], first["activation"], first["clamp"], config["temperature"])
+        for network in networks[1:]:
+            model.add_network(network["hidden"], network["activation"], network["clamp"])
+        return model
+
+    def to_dict(self) -> dict:
+        """``{"config": ..., "state_dict": ...}``: plain data and tensors (``torch.load`` with
+        ``weights_only=True`` reads it); :meth:`from_dict` rebuilds the discriminator."""
+        return {"config": self.config, "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()},
+                "dtype": str(next(self.networks.parameters()).dtype).replace("torch.", "")}
+
+    @classmethod
+    def from_dict(cls, payload: dict) -> "Discriminator":
+        model = cls.from_config(payload["config"])
+        model.to(getattr(torch, payload.get("dtype", "float32")))
+        model.load_state_dict(payload["state_dict"])
+        return model
+
     # ------------------------------------------------------------------ the native force
 
     def to_force(self, molecules=None, periodic: bool = False, scale_parameter: str = "discriminatorScale",

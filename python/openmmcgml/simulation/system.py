@@ -144,8 +144,8 @@ def add_model_forces(system, model, n_replicas: int = 1, force_group: Optional[i
         As for :func:`build_system`.
     n_replicas : int
     force_group : int, optional
-        Force group of every added force; default: the priors keep theirs (0 unless set) and the
-        learned force is in group 1.
+        Force group of every added force; default: the priors keep theirs (0 unless set), the
+        learned force is in group 1 and a bias (``model.bias_force``, a teacher's) in group 2.
     """
     n_particles = len(bead_masses(model, n_replicas))
     if system.getNumParticles() != n_particles:
@@ -163,6 +163,10 @@ def add_model_forces(system, model, n_replicas: int = 1, force_group: Optional[i
                              f"{len(model.masses)} beads make {n_particles}")
         learned.setForceGroup(1 if force_group is None else force_group)
         system.addForce(learned)
+    bias = model.bias_force(n_replicas) if hasattr(model, "bias_force") else None
+    if bias is not None:
+        bias.setForceGroup(2 if force_group is None else force_group)
+        system.addForce(bias)
 
 
 def cg_topology(bead_names: Sequence[str], n_replicas: int = 1, residue_names: Optional[Sequence[str]] = None,
