@@ -3,9 +3,11 @@ bias force that its logit defines (:class:`~openmmcgml.models.Discriminator`,
 ``DiscriminatorBiasForce``).
 
 Modules: :mod:`~openmmcgml.teacher.training` (:class:`DiscriminatorTraining`, the classifier's fit
-with held-out blocks and a balanced accuracy with its standard error).
+with held-out blocks and a balanced accuracy with its standard error) and
+:mod:`~openmmcgml.teacher.loop` (:class:`Teacher`, the rounds of sampling, judging and biasing).
 """
 
+from .loop import Teacher
 from .training import DiscriminatorTraining, held_out_blocks
 
-__all__ = ["DiscriminatorTraining", "held_out_blocks"]
+__all__ = ["DiscriminatorTraining", "Teacher", "held_out_blocks"]

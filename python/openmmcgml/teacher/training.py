@@ -99,9 +99,11 @@ class DiscriminatorTraining(Estimator):
     Parameters
     ----------
     discriminator : Discriminator
-        Its features and architecture; :meth:`fit` trains a copy (only the last network of an
-        ensemble is trained: earlier members are kept fixed, so a new member learns what the
-        ensemble so far misses).
+        Its features and architecture; :meth:`fit` trains a copy.  Only the last network of an
+        ensemble is trained, and it alone is the classifier: earlier members are carried along
+        unchanged.  In the teacher loop the CG frames of a round already come from the model
+        biased by the earlier members, so the new member's logit estimates the log ratio that
+        remains, and adds to theirs.
     lr, weight_decay : float
         Adam's learning rate and weight decay.
     batch_size, max_epochs : int
@@ -212,18 +214,12 @@ class DiscriminatorTraining(Estimator):
                 s = model.features(torch.as_tensor(frames, dtype=torch.float64))
                 return ((s - model.mean) / model.std).to(dtype)
 
-        def fixed_logits(z):  # the ensemble members that are not trained
-            with torch.no_grad():
-                return sum((member(z) for member in model.networks[:-1]), torch.zeros(len(z), dtype=dtype))
-
         z = torch.cat([standardized(ref_train), standardized(cg_train)])
         labels = torch.cat([torch.ones(len(ref_train), dtype=dtype), torch.zeros(len(cg_train), dtype=dtype)])
         # each class carries half the loss: the optimum logit is then log(p_ref / p_cg)
         weights = torch.cat([torch.full((len(ref_train),), 0.5 / len(ref_train), dtype=dtype),
                              torch.full((len(cg_train),), 0.5 / len(cg_train), dtype=dtype)])
-        offset = fixed_logits(z)
         held = [(standardized(block), 1.0) for block in ref_held] + [(standardized(block), 0.0) for block in cg_held]
-        held = [(block, label, fixed_logits(block)) for block, label in held]
         optimizer = torch.optim.Adam(network.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         run = FitRun(max_epochs=self.max_epochs)
         self._notify(callbacks, "on_fit_start", run)
@@ -235,7 +231,7 @@ class DiscriminatorTraining(Estimator):
                 total = 0.0
                 for first in range(0, len(z), self.batch_size):
                     batch = order[first:first + self.batch_size]
-                    logits = network(z[batch]) + offset[batch]
+                    logits = network(z[batch])
                     losses = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels[batch], reduction="none")
                     # the batch's share of the balanced loss, scaled to the whole set's
                     loss = (losses * weights[batch]).sum() * len(z) / len(batch)
@@ -277,8 +273,8 @@ class DiscriminatorTraining(Estimator):
         losses = {1.0: [], 0.0: []}
         correct = {1.0: [], 0.0: []}
         with torch.no_grad():
-            for z, label, offset in held:
-                logits = network(z) + offset
+            for z, label in held:
+                logits = network(z)
                 target = torch.full_like(logits, label)
                 losses[label].append(float(torch.nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="sum")))
                 hits = ((logits > 0) == (label == 1.0)).double()
