@@ -24,6 +24,8 @@ CHAIN = [
                                      "training.batch_size=16", "training.num_threads=1"]),
     ("simulate", "simulate-alanine.yaml", ["replicas=2", "steps=200", "report_interval=20", "checkpoint_interval=100"]),
     ("evaluate", "evaluate-alanine.yaml", ["lagtime=2", "plots=false"]),
+    ("teach", "teach-alanine.yaml", ["rounds=1", "replicas=2", "steps=200", "report_interval=20", "hidden=[8]",
+                                     "training={max_epochs: 2, batch_size: 16}", "platform=Reference"]),
 ]
 
 #: The chignolin chain (docs/chignolin.md): training and reference oracles, priors, training,
@@ -139,18 +141,27 @@ def test_chignolin_config_chain_runs(tmp_path, monkeypatch, capsys):
 
 
 def test_example_config_chain_runs(tmp_path, monkeypatch, capsys):
-    """oracle -> map -> fit-priors -> train -> simulate -> evaluate with the example configs, in a fresh folder."""
+    """oracle -> map -> fit-priors -> train -> simulate -> evaluate -> teach with the example configs, in a
+    fresh folder."""
     monkeypatch.chdir(tmp_path)
     _run_chain(CHAIN, capsys)
     _assert_effective_configs_written(CHAIN, capsys)
     metrics = _metrics("evaluate-alanine.yaml")
     assert metrics["kind"] == "alanine" and metrics["n_reference_frames"] == 40 and metrics["n_model_frames"] == 18
     assert all(math.isfinite(metrics[key]) for key in ("phi_psi_js", "phi_js", "psi_js", "tica_w1_2d"))
+    from openmmcgml.cgmodel import CGModel
+
+    taught = CGModel.load(_config("teach-alanine.yaml")["output"])
+    rounds = json.load(open(os.path.join(_config("teach-alanine.yaml")["checkpoint_dir"], "rounds.json")))
+    assert len(rounds) == 1 and 0.0 <= rounds[0]["accuracy"] <= 1.0
+    # 10 distances, 3 angles, phi and psi as (cos, sin): 17 features
+    assert (taught.bias is None) == rounds[0]["indistinguishable"]
+    assert taught.bias is None or taught.bias.n_features == 17
 
 
 def test_every_command_takes_the_same_config_options(tmp_path, capsys):
     """CONFIG is optional, --set, --print-config and --quiet everywhere; errors are one line and exit 2."""
-    for command in ("oracle", "map", "fit-priors", "train", "simulate", "evaluate", "demo"):
+    for command in ("oracle", "map", "fit-priors", "train", "simulate", "evaluate", "teach", "demo"):
         assert cgml_main([command, "--print-config", "--set", "seed=5"] if command == "simulate" else
                          [command, "--print-config"] + (["--set", "system=alanine-dipeptide", "--set", "output=a.h5"]
                                                         if command == "oracle" else [])) == 0, command

@@ -262,6 +262,19 @@ def text(optional: bool = True) -> Rule:
     return Rule("a non-empty string", convert, optional)
 
 
+def file_or_files() -> Rule:
+    """A file name or a non-empty list of file names; null is valid too."""
+
+    def convert(value):
+        if isinstance(value, str) and value:
+            return value
+        if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) and v for v in value):
+            return list(value)
+        raise TypeError("not a file name or a list of file names")
+
+    return Rule("a file name or a non-empty list of file names", convert, optional=True)
+
+
 def mapping(optional: bool = True) -> Rule:
     """A mapping of settings (YAML ``{...}``)."""
 

@@ -5,22 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional, Union
 
-from .._config import Rule, Settings, boolean, config_path, integer, number, one_of, save_config, text
+from .._config import Settings, boolean, config_path, file_or_files, integer, number, one_of, save_config, text
 
 __all__ = ["DEFAULTS", "EvaluateConfig", "RULES", "run_config"]
-
-
-def _file_or_files() -> Rule:
-    """A file name or a non-empty list of file names; null is valid too."""
-
-    def convert(value):
-        if isinstance(value, str) and value:
-            return value
-        if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) and v for v in value):
-            return list(value)
-        raise TypeError("not a file name or a list of file names")
-
-    return Rule("a file name or a non-empty list of file names", convert, optional=True)
 
 
 @dataclass
@@ -74,7 +61,7 @@ class EvaluateConfig(Settings):
 
     WHAT = "evaluate"
     RULES = {
-        "reference": _file_or_files(), "samples": text(), "output": text(), "kind": one_of("auto", "alanine", "ca", "generic"),
+        "reference": file_or_files(), "samples": text(), "output": text(), "kind": one_of("auto", "alanine", "ca", "generic"),
         "native": text(), "lagtime": integer(1), "discard": number(0, below=1), "reference_stride": integer(1),
         "stride": integer(1), "temperature": number(above=0, optional=True), "bins": integer(2),
         "n_tics": integer(1), "bounds": one_of("reference", "union"), "max_kde_samples": integer(1, optional=True),
