@@ -1,8 +1,8 @@
 """DiscriminatorBiasForce against the float64 torch Discriminator, finite differences and analytic
 identities; round trips; bad input.
 
-The Reference platform's double-precision kernel is also what the CPU platform runs; OpenCL,
-CUDA and HIP share the Common-Compute kernel (kernels/discriminator.cc)."""
+Reference: double precision; CPU: features in double, networks in single precision, threaded;
+OpenCL, CUDA and HIP share the Common-Compute kernel (kernels/discriminator.cc)."""
 
 import copy
 import pickle
@@ -25,13 +25,13 @@ _NO_CUDA = pytest.mark.skipif(not platform_available("CUDA"), reason="no CUDA pl
 # (platform, properties, relative tolerance of energies and forces)
 PLATFORMS = [
     pytest.param("Reference", {}, 1e-9, id="Reference"),
-    pytest.param("CPU", {}, 1e-9, id="CPU"),
+    pytest.param("CPU", {}, 1e-5, id="CPU"),    # networks in single precision, features in double
     pytest.param("OpenCL", {"Precision": "double"}, 1e-9, id="OpenCL-double", marks=_NO_OPENCL),
     pytest.param("OpenCL", {"Precision": "single"}, 1e-5, id="OpenCL-single", marks=_NO_OPENCL),
     pytest.param("CUDA", {"Precision": "double"}, 1e-9, id="CUDA-double", marks=_NO_CUDA),
     pytest.param("CUDA", {"Precision": "single"}, 1e-5, id="CUDA-single", marks=_NO_CUDA),
 ]
-DOUBLE_PLATFORMS = [p for p in PLATFORMS if "single" not in p.id]
+DOUBLE_PLATFORMS = [p for p in PLATFORMS if "single" not in p.id and p.id != "CPU"]
 TRICLINIC = np.array([[2.6, 0.0, 0.0], [0.7, 2.5, 0.0], [-0.9, 0.6, 2.4]])
 
 

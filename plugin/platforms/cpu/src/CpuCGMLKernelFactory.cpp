@@ -1,6 +1,6 @@
 #include "CGSchNetKernels.h"
 #include "CpuCGSchNetKernels.h"
-#include "ReferenceDiscriminatorBiasKernels.h"
+#include "CpuDiscriminatorBiasKernels.h"
 #include "internal/CGMLExport.h"
 #include "internal/CGMLPluginUtilities.h"
 #include "openmm/KernelFactory.h"
@@ -15,10 +15,9 @@ using namespace OpenMMCGML;
 namespace OpenMMCGML {
 
 /**
- * Creates the openmm-cgml kernels of the CPU platform: for CGSchNetForce a threaded, vectorised
- * single-precision kernel that uses the platform's thread pool; for DiscriminatorBiasForce the
- * Reference platform's double-precision kernel (the CPU platform keeps the Reference platform's
- * data, so the Reference kernel runs on it unchanged).
+ * Creates the openmm-cgml kernels of the CPU platform: threaded single-precision kernels that use
+ * the platform's thread pool (for DiscriminatorBiasForce the features in double precision, with
+ * the Reference kernel's code).
  */
 class CpuCGMLKernelFactory : public KernelFactory {
 public:
@@ -26,7 +25,7 @@ public:
         if (name == CalcCGSchNetForceKernel::Name())
             return new CpuCalcCGSchNetForceKernel(name, platform, CpuPlatform::getPlatformData(context));
         if (name == CalcDiscriminatorBiasForceKernel::Name())
-            return new ReferenceCalcDiscriminatorBiasForceKernel(name, platform);
+            return new CpuCalcDiscriminatorBiasForceKernel(name, platform, CpuPlatform::getPlatformData(context));
         throw OpenMMException("Tried to create kernel with illegal kernel name '"+name+"'");
     }
 };

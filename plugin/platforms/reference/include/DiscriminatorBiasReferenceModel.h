@@ -34,6 +34,15 @@ public:
     int getNumFeatures() const {
         return numFeatures;
     }
+    /**
+     * The features of one molecule: for feature f its value features[f] and its gradient
+     * gradient[4f+k] with respect to System particle beads[4f+k] (k < 4; -1 where unused).
+     * Shared with the CPU platform's kernel.
+     */
+    static void computeFeatures(const std::vector<OpenMM::Vec3>& positions, const std::vector<int>& molecule,
+                                const std::vector<int>& distances, const std::vector<int>& angles,
+                                const std::vector<int>& dihedrals, const OpenMM::Vec3* boxVectors, double* features,
+                                int* beads, OpenMM::Vec3* gradient);
     /** k_B T in kJ/mol: the energy is -lambda kT logitSum, so dE/dlambda = -kT logitSum. */
     double getKT() const {
         return 0.00831446261815324*temperature;
@@ -44,9 +53,6 @@ private:
         double clamp;
         std::vector<CGMLDenseLayer> layers;
     };
-    /** The features of one molecule and, for each, its gradient on its (up to 4) beads. */
-    void computeFeatures(const std::vector<OpenMM::Vec3>& positions, const std::vector<int>& molecule,
-                         const OpenMM::Vec3* boxVectors);
     /** The clamped logit of a network at z_ and, added to dz, its gradient. */
     double evaluateNetwork(const Network& network, std::vector<double>& dz);
     std::vector<std::vector<int> > molecules;

@@ -72,9 +72,12 @@ void DiscriminatorBiasReferenceModel::setParameters(const DiscriminatorBiasForce
 }
 
 void DiscriminatorBiasReferenceModel::computeFeatures(const vector<Vec3>& positions, const vector<int>& molecule,
-                                                      const Vec3* boxVectors) {
+                                                      const vector<int>& distances, const vector<int>& angles,
+                                                      const vector<int>& dihedrals, const Vec3* boxVectors, double* features,
+                                                      int* featureBeads, Vec3* featureGradient) {
     int f = 0;
-    fill(featureBeads.begin(), featureBeads.end(), -1);
+    int numFeatures = distances.size()/2+angles.size()/3+dihedrals.size()/2;
+    fill(featureBeads, featureBeads+4*numFeatures, -1);
     for (size_t i = 0; i < distances.size(); i += 2, f++) {
         int a = molecule[distances[i]], b = molecule[distances[i+1]];
         Vec3 d = difference(positions[a], positions[b], boxVectors);
@@ -202,7 +205,8 @@ double DiscriminatorBiasReferenceModel::compute(const vector<Vec3>& positions, c
     logitSum = 0.0;
     vector<double> dz(numFeatures);
     for (const vector<int>& molecule : molecules) {
-        computeFeatures(positions, molecule, boxVectors);
+        computeFeatures(positions, molecule, distances, angles, dihedrals, boxVectors, features.data(), featureBeads.data(),
+                        featureGradient.data());
         for (int i = 0; i < numFeatures; i++)
             z[i] = (features[i]-means[i])/stds[i];
         fill(dz.begin(), dz.end(), 0.0);
