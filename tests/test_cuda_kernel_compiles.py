@@ -129,7 +129,7 @@ def type_definitions(precision):
     return lines + ["typedef unsigned int tileflags;\n"]
 
 
-def assemble(precision, plugin_defines, source, triclinic, library):
+def assemble(precision, plugin_defines, source, triclinic, library, file_name="cgschnet.cc"):
     """The text CudaContext::compileProgram compiles: its defines (those the program does not set
     itself), typedefs, common.cu, the program's defines, then vectorOps.cu and the program."""
     common = embedded_string(library, b'#define KERNEL extern "C" __global__')
@@ -145,7 +145,7 @@ def assemble(precision, plugin_defines, source, triclinic, library):
         parts.append(f"#define {name} {value}\n" if value else f"#define {name}\n")
     parts.append("\n")
     # The #line directive only makes nvcc report errors at lines of the plugin's own file.
-    parts.append(vector_ops + '#line 1 "plugin/platforms/common/kernels/cgschnet.cc"\n' + source + "\n")
+    parts.append(vector_ops + f'#line 1 "plugin/platforms/common/kernels/{file_name}"\n' + source + "\n")
     return "".join(parts)
 
 
@@ -361,3 +361,79 @@ def test_dump_into_a_missing_directory_is_refused(monkeypatch, tmp_path):
     force, n_particles, box, _ = build_case("small-single-launch")
     with pytest.raises(openmm.OpenMMException, match=f"{DUMP_VARIABLE}={re.escape(str(missing))}"):
         make_context(make_system(n_particles, force, box), HOST_PLATFORM, {"Precision": "single"})
+
+
+# ------------------------------------------------------------------------------------------------
+# The DiscriminatorBiasForce's kernel (kernels/discriminator.cc)
+# ------------------------------------------------------------------------------------------------
+
+#: The arguments CommonCalcDiscriminatorBiasForceKernel passes: 10 arrays, numDerivs, derivIndex,
+#: scale, kT, includeForces, the five box vectors.
+BIAS_ARGUMENTS = ["pointer"] * 10 + ["int", "int", "real", "real", "int"] + ["real4"] * 5
+BIAS_CASES = [pytest.param(precision, periodic, id=f"{precision}-{'periodic' if periodic else 'free'}")
+              for precision, periodic in (("single", False), ("mixed", True), ("double", True), ("double", False))]
+
+
+def bias_force(periodic):
+    import torch
+
+    from openmmcgml.models import BiasFeatures, Discriminator
+
+    torch.manual_seed(0)
+    features = BiasFeatures([[0, 3], [1, 4]], [[0, 1, 2], [2, 3, 4]], [[0, 1, 2, 3], [1, 2, 3, 4]])
+    model = Discriminator(features, hidden=[70, 9], activation="ssp", clamp=2.0)  # wider than a work group
+    model.add_network([5], "tanh", 0.0)
+    model.add_network([4, 4], "silu", 1.0)
+    return model.to_force(molecules=[list(range(5 * m, 5 * m + 5)) for m in range(3)], periodic=periodic)
+
+
+@pytest.fixture(scope="module")
+def bias_compiled(tmp_path_factory):
+    """{(precision, periodic): (compile_text's result, defines)} of the discriminator kernel."""
+    root = tmp_path_factory.mktemp("discriminator-dumps")
+    with open(CUDA_LIBRARY, "rb") as stream:
+        library = stream.read()
+    result = {}
+    with pytest.MonkeyPatch.context() as patch:
+        for parameters in BIAS_CASES:
+            precision, periodic = parameters.values
+            directory = root / f"{precision}-{periodic}"
+            directory.mkdir()
+            patch.setenv(DUMP_VARIABLE, str(directory))
+            box = TRICLINIC_BOX if periodic else None
+            context = make_context(make_system(15, bias_force(periodic), box), HOST_PLATFORM, {"Precision": precision})
+            del context
+            descriptions = sorted(directory.glob("discriminator-*.json"))
+            assert len(descriptions) == 1, f"expected one dumped discriminator kernel in {directory}"
+            description = json.loads(descriptions[0].read_text())
+            source = (directory / description["source"]).read_text()
+            text = assemble(precision, description["defines"], source, periodic, library, "discriminator.cc")
+            result[precision, periodic] = (compile_text(directory, "discriminator", text), description["defines"], source)
+    return result
+
+
+@needs_cuda_toolchain
+@pytest.mark.parametrize("precision,periodic", BIAS_CASES)
+def test_discriminator_kernel_compiles_and_takes_the_host_arguments(bias_compiled, precision, periodic):
+    result, defines, _ = bias_compiled[precision, periodic]
+    assert result["nvcc_returncode"] == 0, "nvcc could not compile discriminator.cc:\n" + result["nvcc_log"]
+    warnings = [line for line in result["nvcc_log"].splitlines() if re.search(r"discriminator\.cc\(\d+\): warning", line)]
+    assert not warnings, "nvcc warns about the kernel source:\n" + "\n".join(warnings)
+    assert result["ptxas_returncode"] == 0, "ptxas could not compile the PTX:\n" + result["ptxas_log"]
+    assert ("USE_PERIODIC" in defines) == periodic
+    entries = entry_parameters(result["ptx"])
+    assert set(entries) == {"computeDiscriminatorBias"}
+    real_size = 8 if precision == "double" else 4
+    expected = {"pointer": ("integer", 8), "int": ("integer", 4), "real": ("float", real_size),
+                "real4": ("vector", 4 * real_size)}
+    assert entries["computeDiscriminatorBias"] == [expected[kind] for kind in BIAS_ARGUMENTS]
+
+
+@needs_cuda_toolchain
+def test_dumped_discriminator_source_is_the_repository_kernel(bias_compiled):
+    path = os.path.join(os.path.dirname(__file__), "..", "plugin", "platforms", "common", "kernels", "discriminator.cc")
+    if not os.path.isfile(path):
+        pytest.skip("not run from a source checkout")
+    with open(path) as stream:
+        repository = stream.read()
+    assert all(source == repository for _, _, source in bias_compiled.values()), "reinstall the plugin"

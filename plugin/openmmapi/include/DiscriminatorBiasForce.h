@@ -22,7 +22,7 @@ namespace OpenMMCGML {
  *
  *   distance(a, b)        |x_b - x_a| in nm
  *   angle(a, b, c)        cos(theta) at b: u.v / sqrt(|u|^2 |v|^2 + 1e-24), u = x_a - x_b, v = x_c - x_b
- *   dihedral(a, b, c, d)  two features, (X, Y) / sqrt(X^2 + Y^2 + (1e-3 |b1| |b2|^2 |b3|)^2 + 1e-54)
+ *   dihedral(a, b, c, d)  two features, (X, Y) / sqrt(X^2 + Y^2 + (1e-3 |b1| |b2|^2 |b3|)^2 + 1e-30)
  *                         with b1 = x_b - x_a, b2 = x_c - x_b, b3 = x_d - x_c, X = (b1 x b2).(b2 x b3)
  *                         and Y = |b2| b1.(b2 x b3): (cos phi, sin phi) in the sign convention of
  *                         PeriodicTorsionForce times rho / sqrt(rho^2 + 1e-6), rho = sin(theta1)

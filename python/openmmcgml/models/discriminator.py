@@ -24,8 +24,9 @@ Degenerate geometry.  ``cos(theta) = u.v / sqrt(|u|^2 |v|^2 + DELTA)`` is exact 
 collinear beads (``u.v / (|u||v|) = +-1``); ``DELTA`` (:data:`ANGLE_DELTA`, 1e-24 nm^4) only keeps
 coincident beads from dividing by zero.  For a dihedral, with ``X = (b1 x b2).(b2 x b3)`` and
 ``Y = |b2| b1.(b2 x b3)`` (so ``phi = atan2(Y, X)`` and ``X^2 + Y^2 = |b1 x b2|^2 |b2 x b3|^2``),
-the features are ``(X, Y) / sqrt(X^2 + Y^2 + (EPS s)^2)`` with ``s = |b1| |b2|^2 |b3|`` and
-``EPS`` = :data:`DIHEDRAL_EPSILON` (1e-3): that is ``(cos phi, sin phi)`` times
+the features are ``(X, Y) / sqrt(X^2 + Y^2 + (EPS s)^2 + DELTA)`` with ``s = |b1| |b2|^2 |b3|``,
+``EPS`` = :data:`DIHEDRAL_EPSILON` (1e-3) and ``DELTA`` = :data:`DIHEDRAL_DELTA` (1e-30 nm^8, only
+for coincident beads): that is ``(cos phi, sin phi)`` times
 ``rho / sqrt(rho^2 + EPS^2)``, ``rho = sin(theta_1) sin(theta_2)`` of the two bond angles: a
 relative change of about ``5e-7 / rho^2`` (1e-6 at rho = 0.7, 1e-4 at rho = 0.07, a bond angle of
 176 degrees), going smoothly to ``(0, 0)`` with finite forces as three of the beads become
@@ -54,7 +55,7 @@ from torch import Tensor, nn
 
 from .layers import ACTIVATIONS, Activation
 
-__all__ = ["ANGLE_DELTA", "BOLTZMANN", "DIHEDRAL_EPSILON", "BiasFeatures", "Discriminator"]
+__all__ = ["ANGLE_DELTA", "BOLTZMANN", "DIHEDRAL_DELTA", "DIHEDRAL_EPSILON", "BiasFeatures", "Discriminator"]
 
 #: k_B in kJ/mol/K (OpenMM's value).
 BOLTZMANN = 0.00831446261815324
@@ -62,8 +63,8 @@ BOLTZMANN = 0.00831446261815324
 ANGLE_DELTA = 1e-24
 #: Relative regularisation of a dihedral's (cos, sin) near collinear beads (see the module docs).
 DIHEDRAL_EPSILON = 1e-3
-#: nm^8: keeps the dihedral's scale ``s^2`` positive for coincident beads.
-_SCALE_DELTA = 1e-48
+#: nm^8: keeps a dihedral's normaliser positive for coincident beads (and fits in a float).
+DIHEDRAL_DELTA = 1e-30
 
 
 def _tuples(values, arity: int, name: str) -> np.ndarray:
@@ -143,8 +144,7 @@ class BiasFeatures(nn.Module):
             n1, n2, n3 = (b1 * b1).sum(-1), (b2 * b2).sum(-1), (b3 * b3).sum(-1)
             X = (c12 * c23).sum(-1)
             Y = torch.sqrt(n2) * (b1 * c23).sum(-1)
-            scale2 = n1 * n2 * n2 * n3 + _SCALE_DELTA
-            norm = torch.sqrt(X * X + Y * Y + DIHEDRAL_EPSILON ** 2 * scale2)
+            norm = torch.sqrt(X * X + Y * Y + DIHEDRAL_EPSILON ** 2 * (n1 * n2 * n2 * n3) + DIHEDRAL_DELTA)
             parts.append(torch.stack([X / norm, Y / norm], dim=-1).flatten(-2))
         return torch.cat(parts, dim=-1)
 

@@ -60,8 +60,6 @@ private:
     void checkPrecisionRange(const CGSchNetWeights& weights);
     void chooseDecomposition(const CGMLKernelOptions::CommonTuning& tuning);
     void compileProgram();
-    /** Write the kernel source and its defines into a directory (OPENMM_CGML_DUMP_KERNEL_SOURCE). */
-    void dumpKernelSource(const std::string& directory, const std::map<std::string, std::string>& defines);
     void createKernels();
     /** Lay out the weights in the parameter array (see chooseDecomposition()) and upload them. */
     void uploadParameters(const CGSchNetWeights& weights);

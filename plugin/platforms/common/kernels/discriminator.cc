@@ -21,7 +21,7 @@
 
 #define ANGLE_DELTA ((real) 1e-24)
 #define DIHEDRAL_EPS2 ((real) 1e-6)
-#define SCALE_DELTA ((real) 1e-48)
+#define DIHEDRAL_DELTA ((real) 1e-30)
 
 DEVICE real biasActivation(int kind, real x) {
     if (kind == 0)
@@ -102,7 +102,7 @@ DEVICE int biasFeature(int4 beads, GLOBAL const real4* RESTRICT posq, int base, 
     real X = b12*b23-b13*n2;
     real T = dot(b1, c23);
     real Y = length2*T;
-    real S = DIHEDRAL_EPS2*(n1*n2*n2*n3+SCALE_DELTA);
+    real S = DIHEDRAL_EPS2*(n1*n2*n2*n3)+DIHEDRAL_DELTA;
     real N = SQRT(X*X+Y*Y+S);
     value[0] = X/N;
     value[1] = Y/N;

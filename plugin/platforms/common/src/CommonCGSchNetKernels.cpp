@@ -1,5 +1,6 @@
 #include "CommonCGSchNetKernels.h"
 #include "CommonCGMLKernelSources.h"
+#include "CommonKernelDump.h"
 #include "internal/CGMLKernelOptions.h"
 #include "internal/CGMLMath.h"
 #include "internal/CGSchNetFilterTable.h"
@@ -442,62 +443,9 @@ void CommonCalcCGSchNetForceKernel::compileProgram() {
         defines["CGML_GRID_SYNC"] = "1";
     defines["CGML_LN2"] = cc.doubleToString(log(2.0));
     defines["CGML_PI"] = cc.doubleToString(M_PI);
-    const char* dumpDirectory = getenv("OPENMM_CGML_DUMP_KERNEL_SOURCE");
-    if (dumpDirectory != NULL && dumpDirectory[0] != '\0')
-        dumpKernelSource(dumpDirectory, defines);
+    dumpKernelSourceIfAsked(cc, getPlatform().getName(), "cgschnet", CommonCGMLKernelSources::cgschnet, defines, "CGSchNetForce");
     program = cc.compileProgram(CommonCGMLKernelSources::cgschnet, defines);
     kernelsCreated = false;
-}
-
-namespace {
-
-// A JSON string literal.
-string jsonString(const string& text) {
-    stringstream out;
-    out << '"';
-    for (char c : text) {
-        if (c == '"' || c == '\\')
-            out << '\\' << c;
-        else if (c == '\n')
-            out << "\\n";
-        else if ((unsigned char) c < 0x20) {
-            const char* hex = "0123456789abcdef";
-            out << "\\u00" << hex[(c >> 4) & 0xf] << hex[c & 0xf];
-        }
-        else
-            out << c;
-    }
-    out << '"';
-    return out.str();
-}
-
-} // namespace
-
-void CommonCalcCGSchNetForceKernel::dumpKernelSource(const string& directory, const map<string, string>& defines) {
-    // The first free name, so several Contexts (and recompilations) each leave their own pair.
-    string base;
-    for (int index = 0; ; index++) {
-        base = directory+"/cgschnet-"+cc.intToString(index);
-        if (!ifstream((base+".json").c_str()).good())
-            break;
-    }
-    ofstream source((base+".cc").c_str());
-    source << CommonCGMLKernelSources::cgschnet;
-    source.close();
-    ofstream description((base+".json").c_str());
-    string precision = (cc.getUseDoublePrecision() ? "double" : cc.getUseMixedPrecision() ? "mixed" : "single");
-    description << "{\n  \"platform\": " << jsonString(getPlatform().getName()) << ",\n  \"precision\": " << jsonString(precision)
-                << ",\n  \"source\": " << jsonString(base.substr(directory.size()+1)+".cc") << ",\n  \"defines\": {";
-    bool first = true;
-    for (const auto& define : defines) {
-        description << (first ? "\n" : ",\n") << "    " << jsonString(define.first) << ": " << jsonString(define.second);
-        first = false;
-    }
-    description << "\n  }\n}\n";
-    description.close();
-    if (source.fail() || description.fail())
-        throw OpenMMException("CGSchNetForce: could not write the kernel source to "+base+".cc and .json "
-                              "(OPENMM_CGML_DUMP_KERNEL_SOURCE="+directory+")");
 }
 
 void CommonCalcCGSchNetForceKernel::createKernels() {

@@ -1,5 +1,6 @@
 #include "CommonDiscriminatorBiasKernels.h"
 #include "CommonCGMLKernelSources.h"
+#include "CommonKernelDump.h"
 #include "internal/CGSchNetWeights.h"
 #include "openmm/OpenMMException.h"
 #include "openmm/common/ComputeForceInfo.h"
@@ -159,6 +160,8 @@ void CommonCalcDiscriminatorBiasForceKernel::initialize(const System& system, co
     usePeriodic = force.usesPeriodicBoundaryConditions();
     if (usePeriodic)
         defines["USE_PERIODIC"] = "1";
+    dumpKernelSourceIfAsked(cc, getPlatform().getName(), "discriminator", CommonCGMLKernelSources::discriminator, defines,
+                            "DiscriminatorBiasForce");
     ComputeProgram program = cc.compileProgram(CommonCGMLKernelSources::discriminator, defines);
     kernel = program->createKernel("computeDiscriminatorBias");
     scaleParameterName = force.getScaleParameterName();

@@ -14,7 +14,7 @@ namespace {
 const double BOLTZMANN = 0.00831446261815324;   // kJ/mol/K
 const double ANGLE_DELTA = 1e-24;               // nm^4
 const double DIHEDRAL_EPSILON = 1e-3;
-const double SCALE_DELTA = 1e-48;               // nm^8
+const double DIHEDRAL_DELTA = 1e-30;            // nm^8
 
 Vec3 difference(const Vec3& from, const Vec3& to, const Vec3* boxVectors) {
     if (boxVectors == NULL)
@@ -119,7 +119,7 @@ void DiscriminatorBiasReferenceModel::computeFeatures(const vector<Vec3>& positi
         double T = b1.dot(c23);                      // b1.(b2 x b3)
         double Y = length2*T;
         double eps2 = DIHEDRAL_EPSILON*DIHEDRAL_EPSILON;
-        double S = eps2*(n1*n2*n2*n3+SCALE_DELTA);
+        double S = eps2*(n1*n2*n2*n3)+DIHEDRAL_DELTA;
         double N = sqrt(X*X+Y*Y+S);
         // derivatives of X, Y and S with respect to b1, b2, b3
         Vec3 dX[3] = {b2*b23-b3*n2, b1*b23+b3*b12-b2*(2.0*b13), b2*b12-b1*n2};
