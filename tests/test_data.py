@@ -417,7 +417,7 @@ def test_example_configs_run_through_the_cli(tmp_path, capsys):
     long_reference = read_trajectory(tmp_path / "ala-long-cg.h5")
     assert long_reference.n_particles == 5 and long_reference.n_frames == 8
     cln = read_trajectory(tmp_path / "cln-cg.h5")
-    assert cln.n_particles == 10 and cln.metadata.temperature == 340.0
+    assert cln.n_particles == 10 and cln.metadata.temperature == 420.0  # examples/configs/oracle-chignolin.yaml
     assert cln.metadata.type_names[cln.metadata.bead_types[0]] == "TYR"
     offline = read_trajectory(tmp_path / "cln-cg-offline.h5")
     assert np.allclose(offline.forces, cln.forces, atol=1e-3)

@@ -49,12 +49,13 @@ def _config(name):
 
 def test_example_configs_chain_by_their_paths():
     """Each config of the chain reads the files the one before it writes."""
-    oracle, mapping, priors, train, simulate, evaluate = (_config(name) for _, name, _ in CHAIN)
+    oracle, mapping, priors, train, simulate, evaluate, teach = (_config(name) for _, name, _ in CHAIN)
     assert mapping["input"] == oracle["output"]
     assert priors["data"] == mapping["output"] and train["data"] == mapping["output"]
     assert train["priors"] == priors["output"]
     assert simulate["model"] == train["output"] and simulate["initial"]["reference"] == mapping["output"]
     assert evaluate["reference"] == mapping["output"] and evaluate["samples"] == simulate["output"]
+    assert teach["model"] == train["output"] and teach["reference"] == mapping["output"]
     assert priors["terms"] == ["bonds", "angles"]
 
 
